@@ -1,0 +1,5 @@
+"""hmr-serve: a development server for Python web apps that hot-reloads only what a change affects."""
+
+from hmr_serve._core import __version__
+
+__all__ = ["__version__"]

@@ -1,0 +1,54 @@
+"""The Python half of the ASGI bridge: runs each request's app call as a task on the loop."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from hmr_serve.logs import log_exception, logger
+
+
+def resolve(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    """Completes a future from Rust, unless the app stopped waiting for it (cancelled)."""
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+class Dispatcher:
+    """Rust calls `dispatch` (through `call_soon_threadsafe`) once per request."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        # asyncio keeps only weak references to tasks: hold them until they finish.
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def dispatch(self, app: Any, scope: dict[str, Any], protocol: Any) -> None:
+        task = self._loop.create_task(_run(app, scope, protocol))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def cancel_all(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _run(app: Any, scope: dict[str, Any], protocol: Any) -> None:
+    try:
+        await app(scope, protocol.receive, protocol.send)
+    except asyncio.CancelledError:
+        protocol.complete(True)
+        raise
+    except BaseException as exc:
+        log_exception(exc, "Exception in ASGI application")
+        protocol.complete(True)
+    else:
+        complaint = protocol.complete(False)
+        if complaint:
+            logger.error(complaint)

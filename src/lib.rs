@@ -1,0 +1,15 @@
+//! Native core of hmr-serve: the HTTP server (`server`) and the reload machinery (`reload`).
+//! Python drives both through the small surface registered here.
+
+pub mod reload;
+pub mod server;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<server::handle::Server>()?;
+    m.add_function(wrap_pyfunction!(server::log::set_log_level, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

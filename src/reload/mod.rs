@@ -1,0 +1,3 @@
+//! Everything that lets code change under a running server. For now: the request gate.
+
+pub mod gate;

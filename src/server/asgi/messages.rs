@@ -1,0 +1,23 @@
+//! The ASGI messages the server sends to the app.
+
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+
+pub fn http_request<'py>(
+    py: Python<'py>,
+    body: &[u8],
+    more_body: bool,
+) -> PyResult<Bound<'py, PyDict>> {
+    let message = PyDict::new(py);
+    message.set_item(intern!(py, "type"), intern!(py, "http.request"))?;
+    message.set_item(intern!(py, "body"), PyBytes::new(py, body))?;
+    message.set_item(intern!(py, "more_body"), more_body)?;
+    Ok(message)
+}
+
+pub fn http_disconnect(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let message = PyDict::new(py);
+    message.set_item(intern!(py, "type"), intern!(py, "http.disconnect"))?;
+    Ok(message)
+}

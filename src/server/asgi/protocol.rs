@@ -1,0 +1,321 @@
+//! `receive` and `send` for one ASGI `http` request.
+//!
+//! Both run on the asyncio thread. What can be answered at once is answered with a completed
+//! awaitable; what has to wait for the network becomes an asyncio future that a tokio task
+//! completes through `loop.call_soon_threadsafe`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, StatusCode};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes, PyString};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{Mutex as AsyncMutex, mpsc, oneshot};
+
+use super::awaitable::Ready;
+use super::messages;
+use super::serve::AsgiBridge;
+use crate::server::disconnect::Disconnect;
+use crate::server::request_body::RequestBody;
+use crate::server::response::{Aborted, BodySource, Chunk, ResponseHead, STREAM_BUFFER};
+
+enum ResponseState {
+    Pending(oneshot::Sender<ResponseHead>),
+    Started(oneshot::Sender<ResponseHead>, StatusCode, HeaderMap),
+    Streaming(mpsc::Sender<Chunk>),
+    Done,
+}
+
+#[pyclass(frozen, module = "hmr_serve._core")]
+pub struct HttpProtocol {
+    bridge: Arc<AsgiBridge>,
+    body: Arc<AsyncMutex<RequestBody>>,
+    body_done: Arc<AtomicBool>,
+    disconnect: Arc<Disconnect>,
+    response: Mutex<ResponseState>,
+}
+
+impl HttpProtocol {
+    pub fn new(
+        bridge: Arc<AsgiBridge>,
+        body: RequestBody,
+        disconnect: Arc<Disconnect>,
+        head_tx: oneshot::Sender<ResponseHead>,
+    ) -> Self {
+        Self {
+            bridge,
+            body: Arc::new(AsyncMutex::new(body)),
+            body_done: Arc::new(AtomicBool::new(false)),
+            disconnect,
+            response: Mutex::new(ResponseState::Pending(head_tx)),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, ResponseState> {
+        self.response.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn body_bytes(value: Option<Bound<'_, PyAny>>) -> PyResult<Bytes> {
+    let Some(value) = value else {
+        return Ok(Bytes::new());
+    };
+    if let Ok(bytes) = value.cast::<PyBytes>() {
+        return Ok(Bytes::copy_from_slice(bytes.as_bytes()));
+    }
+    if let Ok(array) = value.cast::<PyByteArray>() {
+        return Ok(Bytes::from(array.to_vec()));
+    }
+    value.extract::<Vec<u8>>().map(Bytes::from).map_err(|_| {
+        PyValueError::new_err("ASGI message 'body' must be bytes, bytearray or memoryview")
+    })
+}
+
+fn header_bytes(value: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    if let Ok(bytes) = value.cast::<PyBytes>() {
+        return Ok(bytes.as_bytes().to_vec());
+    }
+    if let Ok(text) = value.cast::<PyString>() {
+        // Lenient like uvicorn: latin-1 text is what the bytes would have been.
+        return text
+            .to_str()?
+            .chars()
+            .map(|c| u8::try_from(u32::from(c)).ok())
+            .collect::<Option<Vec<u8>>>()
+            .ok_or_else(|| PyValueError::new_err("header value is not latin-1"));
+    }
+    value.extract::<Vec<u8>>()
+}
+
+fn parse_headers(headers: Option<Bound<'_, PyAny>>) -> PyResult<HeaderMap> {
+    let mut map = HeaderMap::new();
+    let Some(headers) = headers else {
+        return Ok(map);
+    };
+    for pair in headers.try_iter()? {
+        let pair = pair?;
+        let name = header_bytes(&pair.get_item(0)?)?;
+        let value = header_bytes(&pair.get_item(1)?)?;
+        let name = HeaderName::from_bytes(&name).map_err(|_| {
+            PyValueError::new_err(format!(
+                "invalid response header name {:?}",
+                String::from_utf8_lossy(&name)
+            ))
+        })?;
+        let value = HeaderValue::from_bytes(&value).map_err(|_| {
+            PyValueError::new_err(format!("invalid value for response header {name}"))
+        })?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+fn optional_item<'py>(
+    message: &Bound<'py, PyAny>,
+    key: &Bound<'py, PyString>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    match message.get_item(key) {
+        Ok(value) if !value.is_none() => Ok(Some(value)),
+        Ok(_) => Ok(None),
+        Err(err) if err.is_instance_of::<pyo3::exceptions::PyKeyError>(message.py()) => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+#[pymethods]
+impl HttpProtocol {
+    fn receive(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        if !self.body_done.load(Ordering::Acquire) {
+            if let Ok(mut body) = self.body.try_lock() {
+                if let Some(data) = body.take_buffered() {
+                    self.body_done.store(true, Ordering::Release);
+                    let message = messages::http_request(py, &data, false)?;
+                    return Ready::new(py, Some(message.into_any().unbind()));
+                }
+            }
+            let future = self.bridge.loop_refs.create_future(py)?;
+            let result = future.clone_ref(py);
+            let body = self.body.clone();
+            let body_done = self.body_done.clone();
+            let bridge = self.bridge.clone();
+            self.bridge.runtime.spawn(async move {
+                let mut body = body.lock().await;
+                let chunk = body.next_chunk().await;
+                let more = !body.is_end();
+                drop(body);
+                Python::attach(|py| {
+                    let message = match chunk {
+                        Ok(Some(data)) => {
+                            if !more {
+                                body_done.store(true, Ordering::Release);
+                            }
+                            messages::http_request(py, &data, more)
+                        }
+                        Ok(None) => {
+                            body_done.store(true, Ordering::Release);
+                            messages::http_request(py, b"", false)
+                        }
+                        Err(_) => {
+                            body_done.store(true, Ordering::Release);
+                            messages::http_disconnect(py)
+                        }
+                    };
+                    bridge
+                        .loop_refs
+                        .resolve(py, future, message.map(|m| m.into_any()));
+                });
+            });
+            return Ok(result);
+        }
+        if self.disconnect.is_gone() {
+            let message = messages::http_disconnect(py)?;
+            return Ready::new(py, Some(message.into_any().unbind()));
+        }
+        let future = self.bridge.loop_refs.create_future(py)?;
+        let result = future.clone_ref(py);
+        let disconnect = self.disconnect.clone();
+        let bridge = self.bridge.clone();
+        self.bridge.runtime.spawn(async move {
+            disconnect.wait().await;
+            Python::attach(|py| {
+                let message = messages::http_disconnect(py).map(|m| m.into_any());
+                bridge.loop_refs.resolve(py, future, message);
+            });
+        });
+        Ok(result)
+    }
+
+    fn send(&self, py: Python<'_>, message: Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let kind = message.get_item(intern!(py, "type"))?;
+        let kind = kind.cast::<PyString>()?.to_str()?;
+        match kind {
+            "http.response.start" => {
+                let status: u16 = message.get_item(intern!(py, "status"))?.extract()?;
+                let status = StatusCode::from_u16(status)
+                    .map_err(|_| PyValueError::new_err(format!("invalid HTTP status {status}")))?;
+                let headers = parse_headers(optional_item(&message, intern!(py, "headers"))?)?;
+                let mut state = self.state();
+                match std::mem::replace(&mut *state, ResponseState::Done) {
+                    ResponseState::Pending(head_tx) => {
+                        *state = ResponseState::Started(head_tx, status, headers);
+                        Ready::new(py, None)
+                    }
+                    other => {
+                        *state = other;
+                        Err(PyRuntimeError::new_err(
+                            "Unexpected ASGI message 'http.response.start' sent, after response already started.",
+                        ))
+                    }
+                }
+            }
+            "http.response.body" => {
+                let body = body_bytes(optional_item(&message, intern!(py, "body"))?)?;
+                let more_body = match optional_item(&message, intern!(py, "more_body"))? {
+                    Some(value) => value.is_truthy()?,
+                    None => false,
+                };
+                self.send_body(py, body, more_body)
+            }
+            "http.response.trailers" => Ready::new(py, None),
+            other => Err(PyRuntimeError::new_err(format!(
+                "Unexpected ASGI message '{other}' sent for an http connection."
+            ))),
+        }
+    }
+
+    /// Called by the Python runner when the app returns or raises. Returns the complaint to log
+    /// when the app returned cleanly but left the response unfinished.
+    fn complete(&self, failed: bool) -> Option<&'static str> {
+        let previous = std::mem::replace(&mut *self.state(), ResponseState::Done);
+        match previous {
+            ResponseState::Pending(head_tx) | ResponseState::Started(head_tx, _, _) => {
+                let _ = head_tx.send(ResponseHead::internal_error());
+                (!failed).then_some("ASGI callable returned without starting response.")
+            }
+            ResponseState::Streaming(tx) => {
+                if tx.try_send(Err(Aborted)).is_err() {
+                    self.bridge.runtime.spawn(async move {
+                        let _ = tx.send(Err(Aborted)).await;
+                    });
+                }
+                (!failed).then_some("ASGI callable returned without completing response.")
+            }
+            ResponseState::Done => None,
+        }
+    }
+}
+
+impl HttpProtocol {
+    fn send_body(&self, py: Python<'_>, body: Bytes, more_body: bool) -> PyResult<Py<PyAny>> {
+        let mut state = self.state();
+        match std::mem::replace(&mut *state, ResponseState::Done) {
+            ResponseState::Started(head_tx, status, headers) => {
+                let source = if more_body {
+                    let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+                    if !body.is_empty() {
+                        // The channel is new and empty: this cannot fail for lack of room.
+                        let _ = tx.try_send(Ok(body));
+                    }
+                    *state = ResponseState::Streaming(tx);
+                    BodySource::Stream(rx)
+                } else {
+                    BodySource::Full(body)
+                };
+                let _ = head_tx.send(ResponseHead {
+                    status,
+                    headers,
+                    body: source,
+                });
+                Ready::new(py, None)
+            }
+            ResponseState::Streaming(tx) => {
+                if more_body {
+                    *state = ResponseState::Streaming(tx.clone());
+                }
+                drop(state);
+                if body.is_empty() {
+                    return Ready::new(py, None);
+                }
+                match tx.try_send(Ok(body)) {
+                    // A closed channel means the client left; the app learns it from `receive`.
+                    Ok(()) | Err(TrySendError::Closed(_)) => Ready::new(py, None),
+                    Err(TrySendError::Full(chunk)) => {
+                        let future = self.bridge.loop_refs.create_future(py)?;
+                        let result = future.clone_ref(py);
+                        let bridge = self.bridge.clone();
+                        self.bridge.runtime.spawn(async move {
+                            let _ = tx.send(chunk).await;
+                            drop(tx);
+                            Python::attach(|py| {
+                                bridge
+                                    .loop_refs
+                                    .resolve(py, future, Ok(py.None().into_bound(py)))
+                            });
+                        });
+                        Ok(result)
+                    }
+                }
+            }
+            ResponseState::Pending(head_tx) => {
+                *state = ResponseState::Pending(head_tx);
+                Err(PyRuntimeError::new_err(
+                    "Unexpected ASGI message 'http.response.body' sent, before 'http.response.start'.",
+                ))
+            }
+            ResponseState::Done => {
+                if self.disconnect.is_gone() {
+                    Ready::new(py, None)
+                } else {
+                    Err(PyRuntimeError::new_err(
+                        "Unexpected ASGI message 'http.response.body' sent, after response already completed.",
+                    ))
+                }
+            }
+        }
+    }
+}

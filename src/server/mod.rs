@@ -1,0 +1,15 @@
+//! The HTTP server: sockets and connections (hyper on tokio), the tower layers around the app
+//! call, and one bridge per Python interface (`asgi`, `wsgi`).
+
+pub mod access_log;
+pub mod app_slot;
+pub mod asgi;
+pub mod conn_info;
+pub mod disconnect;
+pub mod handle;
+pub mod listener;
+pub mod log;
+pub mod request_body;
+pub mod response;
+pub mod service;
+pub mod wsgi;

@@ -1,0 +1,142 @@
+//! The PEP 3333 environ for one request.
+
+use http::request::Parts;
+use percent_encoding::percent_decode;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+
+use crate::server::conn_info::ConnInfo;
+
+/// PEP 3333 "native strings": bytes as latin-1 code points.
+pub fn latin1(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| char::from(b)).collect()
+}
+
+/// `SCRIPT_NAME` and `PATH_INFO`: the root path is the script name, and is taken off the
+/// request path when a proxy left it there.
+pub fn split_path(root_path: &str, path: &[u8]) -> (String, String) {
+    let decoded = percent_decode(path).collect::<Vec<u8>>();
+    let rest = decoded
+        .strip_prefix(root_path.as_bytes())
+        .filter(|rest| !root_path.is_empty() && (rest.is_empty() || rest.starts_with(b"/")));
+    (root_path.to_owned(), latin1(rest.unwrap_or(&decoded)))
+}
+
+fn header_key(name: &str) -> String {
+    let mut key = String::with_capacity(name.len() + 5);
+    key.push_str("HTTP_");
+    key.extend(name.chars().map(|c| {
+        if c == '-' {
+            '_'
+        } else {
+            c.to_ascii_uppercase()
+        }
+    }));
+    key
+}
+
+pub fn build<'py>(
+    py: Python<'py>,
+    parts: &Parts,
+    conn: &ConnInfo,
+    root_path: &str,
+    input: Bound<'py, PyAny>,
+    errors: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let environ = PyDict::new(py);
+    let (script_name, path_info) = split_path(root_path, parts.uri.path().as_bytes());
+    environ.set_item(intern!(py, "REQUEST_METHOD"), parts.method.as_str())?;
+    environ.set_item(intern!(py, "SCRIPT_NAME"), script_name)?;
+    environ.set_item(intern!(py, "PATH_INFO"), path_info)?;
+    environ.set_item(intern!(py, "QUERY_STRING"), parts.uri.query().unwrap_or(""))?;
+    environ.set_item(
+        intern!(py, "RAW_URI"),
+        parts.uri.path_and_query().map_or("/", |pq| pq.as_str()),
+    )?;
+    let protocol = match parts.version {
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_2 => "HTTP/2",
+        _ => "HTTP/1.1",
+    };
+    environ.set_item(intern!(py, "SERVER_PROTOCOL"), protocol)?;
+    let (server_name, server_port) = match &conn.server {
+        Some((host, port)) => (host.clone(), port.to_string()),
+        None => ("localhost".to_owned(), "80".to_owned()),
+    };
+    environ.set_item(intern!(py, "SERVER_NAME"), server_name)?;
+    environ.set_item(intern!(py, "SERVER_PORT"), server_port)?;
+    if let Some(client) = conn.client {
+        environ.set_item(intern!(py, "REMOTE_ADDR"), client.ip().to_string())?;
+        environ.set_item(intern!(py, "REMOTE_PORT"), client.port().to_string())?;
+    }
+
+    for name in parts.headers.keys() {
+        let name_str = name.as_str();
+        // `X_Forwarded_For` would collide with `X-Forwarded-For` in the environ: drop such
+        // names instead of letting a client spoof a header a proxy sets (gunicorn does the same).
+        if name_str.contains('_') {
+            continue;
+        }
+        let separator = if name_str == "cookie" { "; " } else { "," };
+        let value = parts
+            .headers
+            .get_all(name)
+            .iter()
+            .map(|v| latin1(v.as_bytes()))
+            .collect::<Vec<_>>()
+            .join(separator);
+        match name_str {
+            "content-type" => environ.set_item(intern!(py, "CONTENT_TYPE"), value)?,
+            "content-length" => environ.set_item(intern!(py, "CONTENT_LENGTH"), value)?,
+            _ => environ.set_item(header_key(name_str), value)?,
+        }
+    }
+
+    environ.set_item(intern!(py, "wsgi.version"), (1, 0))?;
+    environ.set_item(
+        intern!(py, "wsgi.url_scheme"),
+        PyString::new(py, conn.scheme),
+    )?;
+    environ.set_item(intern!(py, "wsgi.input"), input)?;
+    environ.set_item(intern!(py, "wsgi.errors"), errors)?;
+    environ.set_item(intern!(py, "wsgi.multithread"), true)?;
+    environ.set_item(intern!(py, "wsgi.multiprocess"), false)?;
+    environ.set_item(intern!(py, "wsgi.run_once"), false)?;
+    // The server de-chunks and delimits the body, so apps may read to EOF (Werkzeug checks this).
+    environ.set_item(intern!(py, "wsgi.input_terminated"), true)?;
+    Ok(environ)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_keys_follow_cgi_rules() {
+        assert_eq!(header_key("x-request-id"), "HTTP_X_REQUEST_ID");
+        assert_eq!(header_key("host"), "HTTP_HOST");
+    }
+
+    #[test]
+    fn path_is_percent_decoded_as_latin1() {
+        assert_eq!(split_path("", b"/caf%C3%A9").1, "/caf\u{c3}\u{a9}");
+    }
+
+    #[test]
+    fn root_path_becomes_script_name() {
+        assert_eq!(
+            split_path("/api", b"/api/items"),
+            ("/api".into(), "/items".into())
+        );
+        assert_eq!(
+            split_path("/api", b"/items"),
+            ("/api".into(), "/items".into())
+        );
+        assert_eq!(
+            split_path("/api", b"/apix"),
+            ("/api".into(), "/apix".into())
+        );
+        assert_eq!(split_path("", b"/items"), ("".into(), "/items".into()));
+    }
+}
