@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<server::handle::Server>()?;
+    m.add_class::<reload::engine::ReloadEngine>()?;
     m.add_function(wrap_pyfunction!(server::log::set_log_level, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

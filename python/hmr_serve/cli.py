@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     reload.add_argument("--reload-dir", action="append", default=[], metavar="DIR", help="watch this directory too (repeatable)")
     reload.add_argument("--reload-include", action="append", default=[], metavar="GLOB", help="also watch files matching this glob (repeatable)")
     reload.add_argument("--reload-exclude", action="append", default=[], metavar="GLOB", help="ignore files matching this glob (repeatable)")
+    reload.add_argument("--reload-drain-timeout", type=float, default=1.0, metavar="SECONDS", help="on reload, wait this long for running requests (default: %(default)s)")
 
     logs = parser.add_argument_group("logging and shutdown")
     logs.add_argument("--log-level", choices=list(LOG_LEVELS), default="info", help="(default: %(default)s)")
@@ -75,6 +76,7 @@ def parse(argv: list[str] | None = None) -> Config:
         reload_dirs=args.reload_dir,
         reload_includes=args.reload_include,
         reload_excludes=args.reload_exclude,
+        reload_drain_timeout=args.reload_drain_timeout,
         log_level=args.log_level,
         access_log=args.access_log,
         timeout_graceful_shutdown=args.timeout_graceful_shutdown,

@@ -33,6 +33,7 @@ class Config:
     reload_dirs: list[str] = field(default_factory=list)
     reload_includes: list[str] = field(default_factory=list)
     reload_excludes: list[str] = field(default_factory=list)
+    reload_drain_timeout: float = 1.0
     timeout_graceful_shutdown: float | None = 10.0
     wsgi_threads: int = 32
     backlog: int = 2048

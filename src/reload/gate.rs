@@ -73,6 +73,12 @@ impl Gate {
         }
     }
 
+    /// Closes the gate; true when no request is inside, so there is nothing to wait for.
+    pub fn close_now(&self) -> bool {
+        self.closed.store(true, Ordering::Release);
+        self.inside() == 0
+    }
+
     /// Closes the gate and waits up to `drain` for the requests inside to leave.
     /// Returns how many were still inside when the wait ended.
     pub async fn close(&self, drain: Duration) -> usize {

@@ -1,3 +1,11 @@
-//! Everything that lets code change under a running server. For now: the request gate.
+//! Everything that lets code change under a running server: the watcher and its filters, the
+//! import graph and its closure, the static import pass, and the request gate.
 
+pub mod content_hash;
+pub mod debounce;
+pub mod engine;
+pub mod filter;
 pub mod gate;
+pub mod graph;
+pub mod static_imports;
+pub mod watcher;

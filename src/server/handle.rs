@@ -188,6 +188,32 @@ impl Server {
         Ok(())
     }
 
+    /// Closes the reload gate: new requests wait. Returns 0 at once when no request is inside;
+    /// otherwise returns None and later calls `done(still_inside, None)` from another thread,
+    /// after the requests inside left or `drain` seconds passed.
+    fn close_gate(&self, drain: f64, done: Py<PyAny>) -> PyResult<Option<usize>> {
+        if self.gate.close_now() {
+            return Ok(Some(0));
+        }
+        let gate = self.gate.clone();
+        self.runtime_handle()?.spawn(async move {
+            let still_inside = gate.close(Duration::from_secs_f64(drain)).await;
+            Python::attach(|py| {
+                if let Err(err) = done.call1(py, (still_inside, py.None())) {
+                    err.print(py);
+                }
+            });
+        });
+        Ok(None)
+    }
+
+    /// Opens the gate; returns how many requests were waiting at it.
+    fn open_gate(&self) -> usize {
+        let waiting = self.gate.waiting();
+        self.gate.open();
+        waiting
+    }
+
     /// Stops accepting; open connections finish their current request and close.
     fn shutdown(&self) {
         self.shutdown.send_replace(true);

@@ -10,7 +10,7 @@ pub struct Ready {
 }
 
 impl Ready {
-    pub fn new(py: Python<'_>, value: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
+    pub fn awaitable(py: Python<'_>, value: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
         Ok(Py::new(py, Self { value })?.into_any())
     }
 }

@@ -135,7 +135,7 @@ impl HttpProtocol {
                 if let Some(data) = body.take_buffered() {
                     self.body_done.store(true, Ordering::Release);
                     let message = messages::http_request(py, &data, false)?;
-                    return Ready::new(py, Some(message.into_any().unbind()));
+                    return Ready::awaitable(py, Some(message.into_any().unbind()));
                 }
             }
             let future = self.bridge.loop_refs.create_future(py)?;
@@ -174,7 +174,7 @@ impl HttpProtocol {
         }
         if self.disconnect.is_gone() {
             let message = messages::http_disconnect(py)?;
-            return Ready::new(py, Some(message.into_any().unbind()));
+            return Ready::awaitable(py, Some(message.into_any().unbind()));
         }
         let future = self.bridge.loop_refs.create_future(py)?;
         let result = future.clone_ref(py);
@@ -203,7 +203,7 @@ impl HttpProtocol {
                 match std::mem::replace(&mut *state, ResponseState::Done) {
                     ResponseState::Pending(head_tx) => {
                         *state = ResponseState::Started(head_tx, status, headers);
-                        Ready::new(py, None)
+                        Ready::awaitable(py, None)
                     }
                     other => {
                         *state = other;
@@ -221,7 +221,7 @@ impl HttpProtocol {
                 };
                 self.send_body(py, body, more_body)
             }
-            "http.response.trailers" => Ready::new(py, None),
+            "http.response.trailers" => Ready::awaitable(py, None),
             other => Err(PyRuntimeError::new_err(format!(
                 "Unexpected ASGI message '{other}' sent for an http connection."
             ))),
@@ -271,7 +271,7 @@ impl HttpProtocol {
                     headers,
                     body: source,
                 });
-                Ready::new(py, None)
+                Ready::awaitable(py, None)
             }
             ResponseState::Streaming(tx) => {
                 if more_body {
@@ -279,11 +279,11 @@ impl HttpProtocol {
                 }
                 drop(state);
                 if body.is_empty() {
-                    return Ready::new(py, None);
+                    return Ready::awaitable(py, None);
                 }
                 match tx.try_send(Ok(body)) {
                     // A closed channel means the client left; the app learns it from `receive`.
-                    Ok(()) | Err(TrySendError::Closed(_)) => Ready::new(py, None),
+                    Ok(()) | Err(TrySendError::Closed(_)) => Ready::awaitable(py, None),
                     Err(TrySendError::Full(chunk)) => {
                         let future = self.bridge.loop_refs.create_future(py)?;
                         let result = future.clone_ref(py);
@@ -309,7 +309,7 @@ impl HttpProtocol {
             }
             ResponseState::Done => {
                 if self.disconnect.is_gone() {
-                    Ready::new(py, None)
+                    Ready::awaitable(py, None)
                 } else {
                     Err(PyRuntimeError::new_err(
                         "Unexpected ASGI message 'http.response.body' sent, after response already completed.",

@@ -1,0 +1,143 @@
+"""Turns a batch of changed files into one reload: closure, gate closed, modules re-executed,
+app looked up again, gate opened. Runs on the event loop thread; batches that arrive during a
+reload are queued for right after it."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import sys
+import time
+from typing import Any
+
+from hmr_serve.asgi import resolve
+from hmr_serve.loading import resolve_attribute, split_import_string, user_traceback
+from hmr_serve.logs import logger
+from hmr_serve.reload import executor
+from hmr_serve.reload.app_state import carry_over
+from hmr_serve.reload.tracker import ImportTracker
+
+
+class AppTarget:
+    """How to find the app again after its module ran anew."""
+
+    def __init__(self, spec: str, factory: bool, app: Any) -> None:
+        self.module, self.attrs = split_import_string(spec)
+        self.factory = factory
+        self.app = app
+
+    def refresh(self, reexecuted: set[str]) -> Any:
+        if self.module not in reexecuted:
+            return self.app
+        obj = resolve_attribute(sys.modules[self.module], self.module, self.attrs)
+        return obj() if self.factory else obj
+
+
+class Reloader:
+    def __init__(
+        self,
+        server: Any,
+        engine: Any,
+        tracker: ImportTracker,
+        target: AppTarget,
+        loop: asyncio.AbstractEventLoop,
+        drain_timeout: float,
+    ) -> None:
+        self.server = server
+        self.engine = engine
+        self.tracker = tracker
+        self.target = target
+        self.loop = loop
+        self.drain_timeout = drain_timeout
+        self._pending: dict[str, str] = {}
+        self._retry: set[str] = set()  # modules of a failed reload, retried with the next save
+        self._task: asyncio.Task[None] | None = None
+        self.reloads = 0
+        self.failures = 0
+
+    def on_change(self, batch: list[tuple[str, str]]) -> None:
+        for path, kind in batch:
+            self._pending[str(path)] = kind
+        if self._task is None or self._task.done():
+            self._task = self.loop.create_task(self._drain())
+
+    async def _drain(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, {}
+            try:
+                await self._reload(batch)
+            except Exception as exc:  # a bug of ours must not stop future reloads
+                logger.error("reload crashed: %s", exc, exc_info=exc)
+
+    def _classify(self, batch: dict[str, str]) -> tuple[list[str], list[str]]:
+        changed: list[str] = []
+        deleted: list[str] = []
+        for path, kind in batch.items():
+            name = self.engine.module_at(path)
+            if kind == "deleted":
+                names = [name] if name else self.engine.modules_under(path)
+                deleted.extend(n for n in names if n not in deleted)
+            elif name and name not in changed:
+                changed.append(name)
+        return changed, deleted
+
+    async def _close_gate(self) -> int:
+        future = self.loop.create_future()
+        done = functools.partial(self.loop.call_soon_threadsafe, resolve, future)
+        stuck = self.server.close_gate(self.drain_timeout, done)
+        return stuck if stuck is not None else await future
+
+    async def _reload(self, batch: dict[str, str]) -> None:
+        started = time.perf_counter()
+        changed, deleted = self._classify(batch)
+        changed.extend(n for n in self._retry if n not in changed and n not in deleted)
+        if not changed and not deleted:
+            return
+        order = [n for n in self.engine.closure(changed + deleted) if n not in deleted]
+        files = ", ".join(sorted(os.path.relpath(p) for p in batch))
+        stuck = await self._close_gate()
+        if stuck:
+            logger.warning("%d request(s) still running after %.1f s; reloading anyway",
+                           stuck, self.drain_timeout)
+        failure = None
+        count = 0
+        try:
+            new_app = None
+
+            def finish() -> None:
+                nonlocal new_app
+                new_app = self.target.refresh(set(order))
+
+            count = executor.run(self.engine, self.tracker, deleted, order, finish)
+            if new_app is not self.target.app:
+                carry_over(self.target.app, new_app)
+                self.server.set_app(new_app)
+                self.target.app = new_app
+            self.tracker.sweep()
+        except executor.ReloadFailed as exc:
+            failure = exc
+        finally:
+            held = self.server.open_gate()
+        if failure is not None:
+            self.failures += 1
+            self._retry = set(changed)
+            self._report(failure)
+            return
+        self._retry = set()
+        self.reloads += 1
+        elapsed = (time.perf_counter() - started) * 1000
+        logger.info(
+            "reloaded %d module%s in %.1f ms (held %d request%s) after changes to %s",
+            count, "" if count == 1 else "s", elapsed, held, "" if held == 1 else "s", files,
+        )
+        # The static pass re-parses only the edited files; off the loop, off the GIL.
+        await self.loop.run_in_executor(None, self.engine.scan)
+
+    def _report(self, failure: executor.ReloadFailed) -> None:
+        where = f" ({os.path.relpath(failure.path)})" if failure.path else ""
+        sys.stderr.write(user_traceback(failure.error))
+        logger.error(
+            "reload failed in %s%s: %s: %s; the previous code keeps serving",
+            failure.module, where, type(failure.error).__name__, failure.error,
+        )

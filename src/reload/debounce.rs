@@ -1,0 +1,139 @@
+//! Batching of file events: one save is often several events (truncate, write, close, rename),
+//! and a `git checkout` touches many files at once; each burst should cost one reload.
+//!
+//! Time is passed in rather than read, so the state machine is tested without sleeping.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+pub struct Debouncer {
+    quiet: Duration,
+    max_wait: Duration,
+    paths: Vec<PathBuf>,
+    seen: HashSet<PathBuf>,
+    first: Option<Instant>,
+    last: Option<Instant>,
+}
+
+impl Debouncer {
+    /// quiet: emit after this long without new events. max_wait: emit at the latest this long
+    /// after the first event of a batch, so a constant stream of events cannot starve reloads.
+    pub fn new(quiet: Duration, max_wait: Duration) -> Self {
+        Self {
+            quiet,
+            max_wait,
+            paths: Vec::new(),
+            seen: HashSet::new(),
+            first: None,
+            last: None,
+        }
+    }
+
+    pub fn push(&mut self, path: PathBuf, now: Instant) {
+        self.first.get_or_insert(now);
+        self.last = Some(now);
+        if !self.seen.contains(&path) {
+            self.seen.insert(path.clone());
+            self.paths.push(path);
+        }
+    }
+
+    /// When the caller should next call `poll` (None when empty).
+    pub fn deadline(&self) -> Option<Instant> {
+        let (first, last) = (self.first?, self.last?);
+        Some((last + self.quiet).min(first + self.max_wait))
+    }
+
+    /// The batch (deduplicated, in first-seen order) if its deadline has passed.
+    pub fn poll(&mut self, now: Instant) -> Option<Vec<PathBuf>> {
+        if now < self.deadline()? {
+            return None;
+        }
+        self.first = None;
+        self.last = None;
+        self.seen.clear();
+        Some(std::mem::take(&mut self.paths))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const QUIET: Duration = Duration::from_millis(5);
+    const MAX_WAIT: Duration = Duration::from_millis(50);
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn p(name: &str) -> PathBuf {
+        PathBuf::from(name)
+    }
+
+    #[test]
+    fn empty_has_no_deadline_and_no_batch() {
+        let mut d = Debouncer::new(QUIET, MAX_WAIT);
+        assert_eq!(d.deadline(), None);
+        assert_eq!(d.poll(Instant::now()), None);
+    }
+
+    #[test]
+    fn emits_after_the_quiet_window() {
+        let t0 = Instant::now();
+        let mut d = Debouncer::new(QUIET, MAX_WAIT);
+        d.push(p("a.py"), t0);
+        assert_eq!(d.deadline(), Some(t0 + QUIET));
+        assert_eq!(d.poll(t0 + ms(4)), None);
+        assert_eq!(d.poll(t0 + ms(5)), Some(vec![p("a.py")]));
+        assert_eq!(d.deadline(), None);
+        assert_eq!(d.poll(t0 + ms(100)), None);
+    }
+
+    #[test]
+    fn new_events_extend_the_quiet_window() {
+        let t0 = Instant::now();
+        let mut d = Debouncer::new(QUIET, MAX_WAIT);
+        d.push(p("a.py"), t0);
+        d.push(p("b.py"), t0 + ms(4));
+        assert_eq!(d.deadline(), Some(t0 + ms(9)));
+        assert_eq!(d.poll(t0 + ms(6)), None);
+        assert_eq!(d.poll(t0 + ms(9)), Some(vec![p("a.py"), p("b.py")]));
+    }
+
+    #[test]
+    fn max_wait_caps_a_constant_stream() {
+        let t0 = Instant::now();
+        let mut d = Debouncer::new(QUIET, MAX_WAIT);
+        let mut now = t0;
+        let mut batch = None;
+        // An event every 2 ms never leaves a 5 ms gap.
+        while batch.is_none() {
+            d.push(p("a.py"), now);
+            now += ms(2);
+            batch = d.poll(now);
+        }
+        assert_eq!(batch, Some(vec![p("a.py")]));
+        assert!(now >= t0 + MAX_WAIT && now <= t0 + MAX_WAIT + ms(2));
+        // The next batch starts its own max_wait clock.
+        d.push(p("b.py"), now);
+        assert_eq!(d.deadline(), Some(now + QUIET));
+    }
+
+    #[test]
+    fn deduplicates_in_first_seen_order() {
+        let t0 = Instant::now();
+        let mut d = Debouncer::new(QUIET, MAX_WAIT);
+        for name in ["b.py", "a.py", "b.py", "c.py", "a.py"] {
+            d.push(p(name), t0);
+        }
+        assert_eq!(
+            d.poll(t0 + QUIET),
+            Some(vec![p("b.py"), p("a.py"), p("c.py")])
+        );
+        // A path from an emitted batch is new again in the next one.
+        d.push(p("a.py"), t0 + ms(10));
+        assert_eq!(d.poll(t0 + ms(15)), Some(vec![p("a.py")]));
+    }
+}

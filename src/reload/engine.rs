@@ -1,0 +1,205 @@
+//! `hmr_serve._core.ReloadEngine`: the Rust half of hot reload as Python sees it. Python's import
+//! hook feeds the graph; the watcher reports changed files; the closure says what to re-execute.
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use pyo3::exceptions::PyOSError;
+use pyo3::prelude::*;
+
+use super::content_hash::{ChangeKind, ContentHashes};
+use super::graph::ImportGraph;
+use super::static_imports::parse_imports;
+use super::watcher::{WatchConfig, Watcher};
+use crate::server::log::{self, Level};
+
+#[pyclass(frozen, module = "hmr_serve._core")]
+pub struct ReloadEngine {
+    graph: Mutex<ImportGraph>,
+    hashes: ContentHashes,
+    /// Hash of each file's source when it was last parsed, so a scan re-parses only edits.
+    parsed: Mutex<HashMap<PathBuf, u64>>,
+    watcher: Mutex<Option<Watcher>>,
+}
+
+fn source_hash(bytes: &[u8]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    hasher.finish()
+}
+
+impl ReloadEngine {
+    fn graph(&self) -> MutexGuard<'_, ImportGraph> {
+        self.graph.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[pymethods]
+impl ReloadEngine {
+    #[new]
+    fn new() -> Self {
+        Self {
+            graph: Mutex::new(ImportGraph::default()),
+            hashes: ContentHashes::default(),
+            parsed: Mutex::new(HashMap::new()),
+            watcher: Mutex::new(None),
+        }
+    }
+
+    fn __len__(&self) -> usize {
+        self.graph().len()
+    }
+
+    /// A first-party module finished importing. Returns true the first time.
+    fn add_module(&self, name: &str, path: PathBuf, is_package: bool) -> bool {
+        let added = self.graph().add_module(name, path.clone(), is_package);
+        if added {
+            self.hashes.seed(&path);
+        }
+        added
+    }
+
+    fn remove_module(&self, name: &str) {
+        if let Some(module) = self.graph().remove_module(name) {
+            self.hashes.forget(&module.path);
+            self.parsed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&module.path);
+        }
+    }
+
+    fn add_edge(&self, importer: &str, imported: &str) {
+        self.graph().add_edge(importer, imported);
+    }
+
+    fn take_edges(&self, importer: &str) -> Vec<String> {
+        self.graph().take_edges(importer)
+    }
+
+    fn set_edges(&self, importer: &str, imported: Vec<String>) {
+        self.graph().set_edges(importer, imported);
+    }
+
+    fn dependencies(&self, importer: &str) -> Vec<String> {
+        self.graph().dependencies(importer).into_iter().collect()
+    }
+
+    /// The exact bytes that were just executed for `path`: later saves are compared to these.
+    fn record_source(&self, path: PathBuf, source: &[u8]) {
+        self.hashes.seed_bytes(&path, source);
+    }
+
+    fn module_at(&self, path: PathBuf) -> Option<String> {
+        self.graph().module_at(&path).map(str::to_owned)
+    }
+
+    fn modules_under(&self, dir: PathBuf) -> Vec<String> {
+        self.graph().modules_under(&dir)
+    }
+
+    fn closure(&self, changed: Vec<String>) -> Vec<String> {
+        self.graph().closure(changed.iter().map(String::as_str))
+    }
+
+    /// Parses every known module whose source changed since its last parse (all of them the
+    /// first time) and adds their imports to the graph. Returns (files parsed, errors).
+    fn scan(&self, py: Python<'_>) -> (usize, Vec<(String, String)>) {
+        let modules: Vec<(String, PathBuf, bool)> = self
+            .graph()
+            .modules()
+            .map(|(name, m)| (name.to_owned(), m.path.clone(), m.is_package))
+            .collect();
+        py.detach(|| {
+            let mut parsed = 0;
+            let mut errors = Vec::new();
+            let mut results = Vec::new();
+            {
+                let mut seen = self.parsed.lock().unwrap_or_else(|e| e.into_inner());
+                for (name, path, is_package) in modules {
+                    let Ok(bytes) = std::fs::read(&path) else {
+                        continue;
+                    };
+                    let hash = source_hash(&bytes);
+                    if seen.get(&path) == Some(&hash) {
+                        continue;
+                    }
+                    seen.insert(path.clone(), hash);
+                    parsed += 1;
+                    let source = String::from_utf8_lossy(&bytes);
+                    match parse_imports(&source, &name, is_package) {
+                        Ok(imports) => results.push((name, imports)),
+                        Err(err) => errors.push((name, err)),
+                    }
+                }
+            }
+            let mut graph = self.graph();
+            for (name, imports) in results {
+                graph.set_static_imports(&name, imports);
+            }
+            (parsed, errors)
+        })
+    }
+
+    /// Import-time edges the static pass found that the run-time record lacks.
+    fn static_only_edges(&self) -> Vec<(String, String)> {
+        self.graph().static_only_edges()
+    }
+
+    /// Starts watching. Each batch of real changes is delivered on the event loop as
+    /// `callback([(path, "modified" | "deleted"), ...])`.
+    #[pyo3(signature = (roots, includes, excludes, call_soon_threadsafe, callback, quiet_ms = 5, max_wait_ms = 50))]
+    #[allow(clippy::too_many_arguments)]
+    fn watch(
+        &self,
+        roots: Vec<PathBuf>,
+        includes: Vec<String>,
+        excludes: Vec<String>,
+        call_soon_threadsafe: Py<PyAny>,
+        callback: Py<PyAny>,
+        quiet_ms: u64,
+        max_wait_ms: u64,
+    ) -> PyResult<()> {
+        let config = WatchConfig {
+            roots,
+            includes,
+            excludes,
+            quiet: Duration::from_millis(quiet_ms),
+            max_wait: Duration::from_millis(max_wait_ms),
+        };
+        let on_batch = Box::new(move |changes: Vec<super::content_hash::Change>| {
+            Python::attach(|py| {
+                let batch: Vec<(PathBuf, &str)> = changes
+                    .into_iter()
+                    .map(|change| {
+                        let kind = match change.kind {
+                            ChangeKind::Modified => "modified",
+                            ChangeKind::Deleted => "deleted",
+                        };
+                        (change.path, kind)
+                    })
+                    .collect();
+                if let Err(err) = call_soon_threadsafe.call1(py, (&callback, batch)) {
+                    log::write(Level::Debug, &format!("dropped a change batch: {err}"));
+                }
+            });
+        });
+        let watcher =
+            Watcher::start(config, self.hashes.clone(), on_batch).map_err(PyOSError::new_err)?;
+        *self.watcher.lock().unwrap_or_else(|e| e.into_inner()) = Some(watcher);
+        Ok(())
+    }
+
+    fn stop(&self, py: Python<'_>) {
+        let watcher = self
+            .watcher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        // The watcher thread may be waiting for the GIL to deliver a batch: join without it.
+        py.detach(move || drop(watcher));
+    }
+}

@@ -1,0 +1,304 @@
+//! The import graph of first-party modules: who imports whom, and the order in which modules
+//! first finished importing. The closure of a change is every module that could hold a value
+//! computed from the changed ones, in that original order.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+
+use super::static_imports::ImportRef;
+
+#[derive(Debug, Clone)]
+pub struct Module {
+    pub path: PathBuf,
+    pub is_package: bool,
+    /// Position in the original import order; kept when the module is re-executed.
+    pub order: u64,
+}
+
+#[derive(Default)]
+pub struct ImportGraph {
+    modules: HashMap<String, Module>,
+    by_path: HashMap<PathBuf, String>,
+    /// importer → imported, as recorded while the importer's code ran.
+    runtime_edges: HashMap<String, BTreeSet<String>>,
+    /// importer → imports found by parsing its source (resolved against known modules when used).
+    static_imports: HashMap<String, Vec<ImportRef>>,
+    next_order: u64,
+}
+
+impl ImportGraph {
+    /// Registers a module that finished importing. Returns false if it was known already.
+    pub fn add_module(&mut self, name: &str, path: PathBuf, is_package: bool) -> bool {
+        if let Some(module) = self.modules.get_mut(name) {
+            if module.path != path {
+                self.by_path.remove(&module.path);
+                self.by_path.insert(path.clone(), name.to_owned());
+                module.path = path;
+            }
+            module.is_package = is_package;
+            return false;
+        }
+        self.by_path.insert(path.clone(), name.to_owned());
+        let order = self.next_order;
+        self.next_order += 1;
+        self.modules.insert(
+            name.to_owned(),
+            Module {
+                path,
+                is_package,
+                order,
+            },
+        );
+        true
+    }
+
+    pub fn remove_module(&mut self, name: &str) -> Option<Module> {
+        let module = self.modules.remove(name)?;
+        self.by_path.remove(&module.path);
+        self.runtime_edges.remove(name);
+        self.static_imports.remove(name);
+        Some(module)
+    }
+
+    pub fn module(&self, name: &str) -> Option<&Module> {
+        self.modules.get(name)
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.modules.contains_key(name)
+    }
+
+    pub fn len(&self) -> usize {
+        self.modules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.modules.is_empty()
+    }
+
+    pub fn module_at(&self, path: &Path) -> Option<&str> {
+        self.by_path.get(path).map(String::as_str)
+    }
+
+    /// Modules whose files lie under `dir` (a directory that was removed or renamed).
+    pub fn modules_under(&self, dir: &Path) -> Vec<String> {
+        self.by_path
+            .iter()
+            .filter(|(path, _)| path.starts_with(dir))
+            .map(|(_, name)| name.clone())
+            .collect()
+    }
+
+    pub fn modules(&self) -> impl Iterator<Item = (&str, &Module)> {
+        self.modules
+            .iter()
+            .map(|(name, module)| (name.as_str(), module))
+    }
+
+    pub fn add_edge(&mut self, importer: &str, imported: &str) {
+        if importer != imported {
+            self.runtime_edges
+                .entry(importer.to_owned())
+                .or_default()
+                .insert(imported.to_owned());
+        }
+    }
+
+    /// Removes and returns what `importer` was recorded to import: its code is about to run
+    /// again and will record its imports anew.
+    pub fn take_edges(&mut self, importer: &str) -> Vec<String> {
+        self.runtime_edges
+            .remove(importer)
+            .map(|s| s.into_iter().collect())
+            .unwrap_or_default()
+    }
+
+    /// Puts edges back (a failed reload rolls back).
+    pub fn set_edges(&mut self, importer: &str, imported: Vec<String>) {
+        let edges: BTreeSet<String> = imported.into_iter().filter(|m| m != importer).collect();
+        if edges.is_empty() {
+            self.runtime_edges.remove(importer);
+        } else {
+            self.runtime_edges.insert(importer.to_owned(), edges);
+        }
+    }
+
+    pub fn set_static_imports(&mut self, importer: &str, imports: Vec<ImportRef>) {
+        self.static_imports.insert(importer.to_owned(), imports);
+    }
+
+    /// Known modules an import statement makes its module depend on at import time.
+    fn resolve(&self, import: &ImportRef) -> Vec<String> {
+        let base = self.contains(&import.module).then(|| import.module.clone());
+        let names = import
+            .names
+            .iter()
+            .map(|name| format!("{}.{}", import.module, name))
+            .filter(|name| self.contains(name));
+        base.into_iter().chain(names).collect()
+    }
+
+    /// Every import-time dependency: recorded at run time, completed by the static pass.
+    /// Imports inside functions run later, against the live module objects, so they are left out.
+    pub fn dependencies(&self, importer: &str) -> BTreeSet<String> {
+        let mut deps: BTreeSet<String> = self
+            .runtime_edges
+            .get(importer)
+            .cloned()
+            .unwrap_or_default();
+        if let Some(imports) = self.static_imports.get(importer) {
+            for import in imports.iter().filter(|i| !i.lazy) {
+                deps.extend(self.resolve(import));
+            }
+        }
+        deps.remove(importer);
+        deps
+    }
+
+    /// Static imports that the run-time record lacks (the static pass completing the graph).
+    pub fn static_only_edges(&self) -> Vec<(String, String)> {
+        let mut missing = Vec::new();
+        for (importer, imports) in &self.static_imports {
+            let recorded = self.runtime_edges.get(importer);
+            for import in imports.iter().filter(|i| !i.lazy) {
+                for dep in self.resolve(import) {
+                    if dep != *importer && !recorded.is_some_and(|r| r.contains(&dep)) {
+                        missing.push((importer.clone(), dep));
+                    }
+                }
+            }
+        }
+        missing.sort();
+        missing
+    }
+
+    fn importers(&self) -> HashMap<String, Vec<String>> {
+        let mut reverse: HashMap<String, Vec<String>> = HashMap::new();
+        for importer in self.modules.keys() {
+            for dep in self.dependencies(importer) {
+                reverse.entry(dep).or_default().push(importer.clone());
+            }
+        }
+        reverse
+    }
+
+    /// The changed modules plus everything that transitively imports them, in original import
+    /// order (cycles included: that order already worked once).
+    pub fn closure<'a>(&self, changed: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+        let reverse = self.importers();
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut queue: VecDeque<String> = VecDeque::new();
+        for name in changed {
+            if seen.insert(name.to_owned()) {
+                queue.push_back(name.to_owned());
+            }
+        }
+        while let Some(name) = queue.pop_front() {
+            for importer in reverse.get(&name).into_iter().flatten() {
+                if seen.insert(importer.clone()) {
+                    queue.push_back(importer.clone());
+                }
+            }
+        }
+        let mut closure: Vec<String> = seen.into_iter().collect();
+        closure.sort_by_key(|name| {
+            (
+                self.modules.get(name).map_or(u64::MAX, |m| m.order),
+                name.clone(),
+            )
+        });
+        closure
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn graph(modules: &[&str], edges: &[(&str, &str)]) -> ImportGraph {
+        let mut graph = ImportGraph::default();
+        for name in modules {
+            graph.add_module(name, PathBuf::from(format!("/app/{name}.py")), false);
+        }
+        for (importer, imported) in edges {
+            graph.add_edge(importer, imported);
+        }
+        graph
+    }
+
+    #[test]
+    fn closure_is_changed_plus_transitive_importers_in_import_order() {
+        // Finished importing in this order: leaf, mid, other, app.
+        let g = graph(
+            &["leaf", "mid", "other", "app"],
+            &[("mid", "leaf"), ("app", "mid"), ("app", "other")],
+        );
+        assert_eq!(g.closure(["leaf"]), vec!["leaf", "mid", "app"]);
+        assert_eq!(g.closure(["other"]), vec!["other", "app"]);
+        assert_eq!(g.closure(["app"]), vec!["app"]);
+    }
+
+    #[test]
+    fn cycles_keep_the_recorded_order() {
+        // b finished first (imported while a was still running), then a; main imports a.
+        let g = graph(
+            &["b", "a", "main"],
+            &[("a", "b"), ("b", "a"), ("main", "a")],
+        );
+        assert_eq!(g.closure(["a"]), vec!["b", "a", "main"]);
+        assert_eq!(g.closure(["b"]), vec!["b", "a", "main"]);
+    }
+
+    #[test]
+    fn re_adding_a_module_keeps_its_original_order() {
+        let mut g = graph(&["x", "y"], &[]);
+        assert!(!g.add_module("x", PathBuf::from("/app/x.py"), false));
+        assert!(g.module("x").unwrap().order < g.module("y").unwrap().order);
+    }
+
+    #[test]
+    fn take_and_set_edges_round_trip() {
+        let mut g = graph(&["a", "b", "c"], &[("c", "a"), ("c", "b")]);
+        let old = g.take_edges("c");
+        assert_eq!(g.closure(["a"]), vec!["a"]);
+        g.set_edges("c", old);
+        assert_eq!(g.closure(["a"]), vec!["a", "c"]);
+    }
+
+    #[test]
+    fn static_imports_complete_the_graph_but_lazy_ones_do_not_propagate() {
+        let mut g = graph(&["pkg", "pkg.models", "pkg.views", "pkg.tasks"], &[]);
+        g.set_static_imports(
+            "pkg.views",
+            vec![ImportRef {
+                module: "pkg".into(),
+                names: vec!["models".into()],
+                lazy: false,
+            }],
+        );
+        g.set_static_imports(
+            "pkg.tasks",
+            vec![ImportRef {
+                module: "pkg.models".into(),
+                names: vec![],
+                lazy: true,
+            }],
+        );
+        assert_eq!(g.closure(["pkg.models"]), vec!["pkg.models", "pkg.views"]);
+        assert_eq!(
+            g.static_only_edges(),
+            vec![
+                ("pkg.views".to_owned(), "pkg".to_owned()),
+                ("pkg.views".to_owned(), "pkg.models".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn removed_modules_leave_the_graph() {
+        let mut g = graph(&["a", "b"], &[("b", "a")]);
+        g.remove_module("b");
+        assert_eq!(g.closure(["a"]), vec!["a"]);
+        assert!(g.module_at(Path::new("/app/b.py")).is_none());
+    }
+}
