@@ -200,14 +200,97 @@ impl ImportGraph {
                 }
             }
         }
-        let mut closure: Vec<String> = seen.into_iter().collect();
-        closure.sort_by_key(|name| {
-            (
-                self.modules.get(name).map_or(u64::MAX, |m| m.order),
-                name.clone(),
-            )
-        });
-        closure
+        self.execution_order(&seen)
+    }
+
+    fn order_of(&self, name: &str) -> (u64, String) {
+        (
+            self.modules.get(name).map_or(u64::MAX, |m| m.order),
+            name.to_owned(),
+        )
+    }
+
+    /// Dependencies before their importers, even when an edit added a dependency that was first
+    /// imported after its importer; inside an import cycle, the original import order (it worked
+    /// once). Tarjan's algorithm emits each strongly connected component after everything it
+    /// depends on; roots and edges are visited in original order so the result is stable.
+    fn execution_order(&self, members: &HashSet<String>) -> Vec<String> {
+        let mut sorted: Vec<&String> = members.iter().collect();
+        sorted.sort_by_key(|name| self.order_of(name));
+        let deps: HashMap<&str, Vec<String>> = sorted
+            .iter()
+            .map(|name| {
+                let mut d: Vec<String> = self
+                    .dependencies(name)
+                    .into_iter()
+                    .filter(|dep| members.contains(dep))
+                    .collect();
+                d.sort_by_key(|dep| self.order_of(dep));
+                (name.as_str(), d)
+            })
+            .collect();
+
+        struct Tarjan<'a> {
+            deps: &'a HashMap<&'a str, Vec<String>>,
+            index: HashMap<String, (usize, usize)>,
+            stack: Vec<String>,
+            on_stack: HashSet<String>,
+            next: usize,
+            components: Vec<Vec<String>>,
+        }
+        impl Tarjan<'_> {
+            fn visit(&mut self, name: &str) {
+                self.index.insert(name.to_owned(), (self.next, self.next));
+                self.next += 1;
+                self.stack.push(name.to_owned());
+                self.on_stack.insert(name.to_owned());
+                for dep in self.deps.get(name).into_iter().flatten() {
+                    if !self.index.contains_key(dep) {
+                        self.visit(dep);
+                        let low = self.index[dep].1;
+                        let entry = self.index.get_mut(name).expect("visited");
+                        entry.1 = entry.1.min(low);
+                    } else if self.on_stack.contains(dep) {
+                        let dep_index = self.index[dep].0;
+                        let entry = self.index.get_mut(name).expect("visited");
+                        entry.1 = entry.1.min(dep_index);
+                    }
+                }
+                let (index, low) = self.index[name];
+                if index == low {
+                    let mut component = Vec::new();
+                    while let Some(member) = self.stack.pop() {
+                        self.on_stack.remove(&member);
+                        let done = member == name;
+                        component.push(member);
+                        if done {
+                            break;
+                        }
+                    }
+                    self.components.push(component);
+                }
+            }
+        }
+
+        let mut tarjan = Tarjan {
+            deps: &deps,
+            index: HashMap::new(),
+            stack: Vec::new(),
+            on_stack: HashSet::new(),
+            next: 0,
+            components: Vec::new(),
+        };
+        for name in sorted {
+            if !tarjan.index.contains_key(name.as_str()) {
+                tarjan.visit(name);
+            }
+        }
+        let mut order = Vec::with_capacity(members.len());
+        for mut component in tarjan.components {
+            component.sort_by_key(|name| self.order_of(name));
+            order.extend(component);
+        }
+        order
     }
 }
 
@@ -247,6 +330,19 @@ mod tests {
         );
         assert_eq!(g.closure(["a"]), vec!["b", "a", "main"]);
         assert_eq!(g.closure(["b"]), vec!["b", "a", "main"]);
+    }
+
+    #[test]
+    fn a_dependency_added_by_an_edit_runs_before_its_importer() {
+        // `late` was first imported after `service` (an edit added the import).
+        let g = graph(
+            &["service", "app", "late"],
+            &[("service", "late"), ("app", "service")],
+        );
+        assert_eq!(
+            g.closure(["late", "service"]),
+            vec!["late", "service", "app"]
+        );
     }
 
     #[test]
