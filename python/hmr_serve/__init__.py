@@ -1,4 +1,4 @@
-"""hmr-serve: a development server for Python web apps that hot-reloads only what a change affects."""
+"""hmr-serve: a development server for Python web apps that hot-reloads only what changed."""
 
 from hmr_serve._core import __version__
 

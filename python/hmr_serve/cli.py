@@ -22,30 +22,101 @@ def build_parser() -> argparse.ArgumentParser:
 
     net = parser.add_argument_group("network")
     net.add_argument("--host", default="127.0.0.1", help="bind address (default: %(default)s)")
-    net.add_argument("--port", type=int, default=8000, help="port; 0 picks a free one (default: %(default)s)")
+    net.add_argument(
+        "--port", type=int, default=8000, help="port; 0 picks a free one (default: %(default)s)"
+    )
     net.add_argument("--uds", metavar="PATH", help="bind a Unix domain socket instead of TCP")
-    net.add_argument("--backlog", type=int, default=2048, help="listen backlog (default: %(default)s)")
+    net.add_argument(
+        "--backlog", type=int, default=2048, help="listen backlog (default: %(default)s)"
+    )
 
     app = parser.add_argument_group("application")
-    app.add_argument("--app-dir", default=".", help="put this directory on sys.path (default: current directory)")
-    app.add_argument("--factory", action="store_true", help="ATTR is a callable that returns the app")
-    app.add_argument("--interface", choices=["auto", "asgi", "wsgi"], default="auto", help="app interface (default: %(default)s, detected)")
-    app.add_argument("--env-file", metavar="FILE", help="load environment variables from this .env file")
-    app.add_argument("--root-path", default="", help="mount path behind a proxy (ASGI root_path, WSGI SCRIPT_NAME)")
-    app.add_argument("--lifespan", choices=["auto", "on", "off"], default="auto", help="ASGI lifespan handling (default: %(default)s)")
-    app.add_argument("--wsgi-threads", type=int, default=32, help="WSGI requests served at once (default: %(default)s)")
+    app.add_argument(
+        "--app-dir", default=".", help="put this directory on sys.path (default: current directory)"
+    )
+    app.add_argument(
+        "--factory", action="store_true", help="ATTR is a callable that returns the app"
+    )
+    app.add_argument(
+        "--interface",
+        choices=["auto", "asgi", "wsgi"],
+        default="auto",
+        help="app interface (default: %(default)s, detected)",
+    )
+    app.add_argument(
+        "--env-file", metavar="FILE", help="load environment variables from this .env file"
+    )
+    app.add_argument(
+        "--root-path",
+        default="",
+        help="mount path behind a proxy (ASGI root_path, WSGI SCRIPT_NAME)",
+    )
+    app.add_argument(
+        "--lifespan",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="ASGI lifespan handling (default: %(default)s)",
+    )
+    app.add_argument(
+        "--wsgi-threads",
+        type=int,
+        default=32,
+        help="WSGI requests served at once (default: %(default)s)",
+    )
 
     reload = parser.add_argument_group("reload")
-    reload.add_argument("--reload", action=argparse.BooleanOptionalAction, default=True, help="hot-reload changed modules (default: on)")
-    reload.add_argument("--reload-dir", action="append", default=[], metavar="DIR", help="watch this directory too (repeatable)")
-    reload.add_argument("--reload-include", action="append", default=[], metavar="GLOB", help="also watch files matching this glob (repeatable)")
-    reload.add_argument("--reload-exclude", action="append", default=[], metavar="GLOB", help="ignore files matching this glob (repeatable)")
-    reload.add_argument("--reload-drain-timeout", type=float, default=1.0, metavar="SECONDS", help="on reload, wait this long for running requests (default: %(default)s)")
+    reload.add_argument(
+        "--reload",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="hot-reload changed modules (default: on)",
+    )
+    reload.add_argument(
+        "--reload-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="watch this directory too (repeatable)",
+    )
+    reload.add_argument(
+        "--reload-include",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="also watch files matching this glob (repeatable)",
+    )
+    reload.add_argument(
+        "--reload-exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="ignore files matching this glob (repeatable)",
+    )
+    reload.add_argument(
+        "--reload-drain-timeout",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="on reload, wait this long for running requests (default: %(default)s)",
+    )
 
     logs = parser.add_argument_group("logging and shutdown")
-    logs.add_argument("--log-level", choices=list(LOG_LEVELS), default="info", help="(default: %(default)s)")
-    logs.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True, help="one line per request (default: on)")
-    logs.add_argument("--timeout-graceful-shutdown", type=float, default=10.0, metavar="SECONDS", help="on shutdown, wait this long for open requests (default: %(default)s)")
+    logs.add_argument(
+        "--log-level", choices=list(LOG_LEVELS), default="info", help="(default: %(default)s)"
+    )
+    logs.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="one line per request (default: on)",
+    )
+    logs.add_argument(
+        "--timeout-graceful-shutdown",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="on shutdown, wait this long for open requests (default: %(default)s)",
+    )
 
     parser.add_argument("--workers", type=int, help=argparse.SUPPRESS)
     return parser

@@ -103,7 +103,7 @@ def load_app(spec: str, factory: bool) -> Any:
 
 
 def detect_interface(app: Any) -> str | None:
-    """"asgi" for ASGI 3 apps, "wsgi" for WSGI apps, None when the shape does not tell."""
+    """ "asgi" for ASGI 3 apps, "wsgi" for WSGI apps, None when the shape does not tell."""
     if inspect.isclass(app):
         # An ASGI 3 class: instantiated with (scope, receive, send), then awaited.
         return "asgi" if hasattr(app, "__await__") else None

@@ -96,14 +96,19 @@ def _start_reloading(
 ) -> Reloader:
     engine = tracker.engine
     reloader = Reloader(
-        server, engine, tracker, AppTarget(config.app, config.factory, app), loop,
+        server,
+        engine,
+        tracker,
+        AppTarget(config.app, config.factory, app),
+        loop,
         config.reload_drain_timeout,
     )
     roots = watch_roots(config)
     includes = ["*.py", *config.reload_includes]
     try:
-        engine.watch(roots, includes, config.reload_excludes, loop.call_soon_threadsafe,
-                     reloader.on_change)
+        engine.watch(
+            roots, includes, config.reload_excludes, loop.call_soon_threadsafe, reloader.on_change
+        )
     except OSError as exc:
         logger.error("cannot watch for changes: %s", exc)
         raise
@@ -130,6 +135,20 @@ async def _serve(
     loop: asyncio.AbstractEventLoop,
     tracker: ImportTracker | None,
 ) -> int:
+    stop = asyncio.Event()
+    signals_seen = 0
+
+    def on_signal() -> None:
+        nonlocal signals_seen
+        signals_seen += 1
+        if signals_seen > 1:
+            logger.warning("Forced exit.")
+            os._exit(EXIT_ERROR)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+
     try:
         server = _core.Server(
             host=config.host, port=config.port, uds=config.uds, backlog=config.backlog
@@ -169,20 +188,6 @@ async def _serve(
         # The static pass runs beside serving, not before it: start-up stays as fast as without.
         loop.run_in_executor(None, _initial_scan, tracker.engine)
     logger.info("serving %s (%s, press CTRL+C to quit)", server.url, interface.upper())
-
-    stop = asyncio.Event()
-    signals_seen = 0
-
-    def on_signal() -> None:
-        nonlocal signals_seen
-        signals_seen += 1
-        if signals_seen > 1:
-            logger.warning("Forced exit.")
-            os._exit(EXIT_ERROR)
-        stop.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
 
     await stop.wait()
     logger.info("Shutting down")

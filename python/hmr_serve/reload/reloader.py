@@ -98,8 +98,11 @@ class Reloader:
         files = ", ".join(sorted(os.path.relpath(p) for p in batch))
         stuck = await self._close_gate()
         if stuck:
-            logger.warning("%d request(s) still running after %.1f s; reloading anyway",
-                           stuck, self.drain_timeout)
+            logger.warning(
+                "%d request(s) still running after %.1f s; reloading anyway",
+                stuck,
+                self.drain_timeout,
+            )
         failure = None
         count = 0
         try:
@@ -129,7 +132,12 @@ class Reloader:
         elapsed = (time.perf_counter() - started) * 1000
         logger.info(
             "reloaded %d module%s in %.1f ms (held %d request%s) after changes to %s",
-            count, "" if count == 1 else "s", elapsed, held, "" if held == 1 else "s", files,
+            count,
+            "" if count == 1 else "s",
+            elapsed,
+            held,
+            "" if held == 1 else "s",
+            files,
         )
         # The static pass re-parses only the edited files; off the loop, off the GIL.
         await self.loop.run_in_executor(None, self.engine.scan)
@@ -139,5 +147,8 @@ class Reloader:
         sys.stderr.write(user_traceback(failure.error))
         logger.error(
             "reload failed in %s%s: %s: %s; the previous code keeps serving",
-            failure.module, where, type(failure.error).__name__, failure.error,
+            failure.module,
+            where,
+            type(failure.error).__name__,
+            failure.error,
         )

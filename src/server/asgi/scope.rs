@@ -84,3 +84,92 @@ pub fn build<'py>(
     }
     Ok(scope)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope_for(uri: &str) -> (Parts, ConnInfo) {
+        let request = http::Request::builder()
+            .method("POST")
+            .uri(uri)
+            .header("Content-Type", "text/plain")
+            .header("x-multi", "a")
+            .header("x-multi", "b")
+            .body(())
+            .unwrap();
+        let conn = ConnInfo {
+            client: Some("127.0.0.1:5000".parse().unwrap()),
+            server: Some(("127.0.0.1".into(), 8000)),
+            scheme: "http",
+        };
+        (request.into_parts().0, conn)
+    }
+
+    #[test]
+    fn http_scope_follows_the_asgi_spec() {
+        Python::initialize();
+        Python::attach(|py| {
+            let (parts, conn) = scope_for("/caf%C3%A9/x?q=1&r=%20");
+            let scope = build(py, &parts, &conn, "", None).unwrap();
+            let get = |key: &str| scope.get_item(key).unwrap().unwrap();
+            assert_eq!(get("type").extract::<String>().unwrap(), "http");
+            assert_eq!(get("http_version").extract::<String>().unwrap(), "1.1");
+            assert_eq!(get("method").extract::<String>().unwrap(), "POST");
+            assert_eq!(get("path").extract::<String>().unwrap(), "/café/x");
+            assert_eq!(
+                get("raw_path").extract::<Vec<u8>>().unwrap(),
+                b"/caf%C3%A9/x"
+            );
+            assert_eq!(
+                get("query_string").extract::<Vec<u8>>().unwrap(),
+                b"q=1&r=%20"
+            );
+            assert_eq!(get("root_path").extract::<String>().unwrap(), "");
+            assert_eq!(
+                get("client").extract::<(String, u16)>().unwrap(),
+                ("127.0.0.1".into(), 5000)
+            );
+            assert_eq!(
+                get("server").extract::<(String, u16)>().unwrap(),
+                ("127.0.0.1".into(), 8000)
+            );
+            let headers: Vec<(Vec<u8>, Vec<u8>)> = get("headers").extract().unwrap();
+            assert_eq!(
+                headers,
+                vec![
+                    (b"content-type".to_vec(), b"text/plain".to_vec()),
+                    (b"x-multi".to_vec(), b"a".to_vec()),
+                    (b"x-multi".to_vec(), b"b".to_vec()),
+                ]
+            );
+            let asgi = get("asgi");
+            assert_eq!(
+                asgi.get_item("version")
+                    .unwrap()
+                    .extract::<String>()
+                    .unwrap(),
+                "3.0"
+            );
+            assert!(scope.get_item("state").unwrap().is_none());
+        });
+    }
+
+    #[test]
+    fn root_path_is_prefixed_and_state_is_copied() {
+        Python::initialize();
+        Python::attach(|py| {
+            let (parts, conn) = scope_for("/items");
+            let state = PyDict::new(py);
+            state.set_item("db", 1).unwrap();
+            let scope = build(py, &parts, &conn, "/api", Some(&state)).unwrap();
+            let get = |key: &str| scope.get_item(key).unwrap().unwrap();
+            assert_eq!(get("path").extract::<String>().unwrap(), "/api/items");
+            assert_eq!(get("raw_path").extract::<Vec<u8>>().unwrap(), b"/api/items");
+            assert_eq!(get("root_path").extract::<String>().unwrap(), "/api");
+            let copied = get("state");
+            assert!(!copied.is(&state));
+            assert_eq!(copied.get_item("db").unwrap().extract::<i32>().unwrap(), 1);
+        });
+    }
+}
