@@ -124,6 +124,62 @@ mod tests {
     }
 
     #[test]
+    fn environ_follows_pep_3333() {
+        Python::initialize();
+        Python::attach(|py| {
+            let request = http::Request::builder()
+                .method("PUT")
+                .uri("/api/items/caf%C3%A9?x=1")
+                .header("Content-Type", "application/json")
+                .header("Content-Length", "2")
+                .header("Cookie", "a=1")
+                .header("Cookie", "b=2")
+                .header("X-Forwarded-For", "1.2.3.4")
+                .header("X_Forwarded_For", "spoofed")
+                .body(())
+                .unwrap();
+            let (parts, ()) = request.into_parts();
+            let conn = ConnInfo {
+                client: Some("127.0.0.1:5000".parse().unwrap()),
+                server: Some(("127.0.0.1".into(), 8000)),
+                scheme: "http",
+            };
+            let input = py.None().into_bound(py);
+            let errors = py.None().into_bound(py);
+            let environ = build(py, &parts, &conn, "/api", input, &errors).unwrap();
+            let get = |key: &str| {
+                environ
+                    .get_item(key)
+                    .unwrap()
+                    .unwrap()
+                    .extract::<String>()
+                    .unwrap()
+            };
+            assert_eq!(get("REQUEST_METHOD"), "PUT");
+            assert_eq!(get("SCRIPT_NAME"), "/api");
+            assert_eq!(get("PATH_INFO"), "/items/caf\u{c3}\u{a9}");
+            assert_eq!(get("QUERY_STRING"), "x=1");
+            assert_eq!(get("CONTENT_TYPE"), "application/json");
+            assert_eq!(get("CONTENT_LENGTH"), "2");
+            assert_eq!(get("HTTP_COOKIE"), "a=1; b=2");
+            assert_eq!(get("HTTP_X_FORWARDED_FOR"), "1.2.3.4");
+            assert_eq!(get("SERVER_NAME"), "127.0.0.1");
+            assert_eq!(get("SERVER_PORT"), "8000");
+            assert_eq!(get("SERVER_PROTOCOL"), "HTTP/1.1");
+            assert_eq!(get("REMOTE_ADDR"), "127.0.0.1");
+            assert_eq!(get("wsgi.url_scheme"), "http");
+            assert!(environ.get_item("HTTP_CONTENT_TYPE").unwrap().is_none());
+            let version: (u8, u8) = environ
+                .get_item("wsgi.version")
+                .unwrap()
+                .unwrap()
+                .extract()
+                .unwrap();
+            assert_eq!(version, (1, 0));
+        });
+    }
+
+    #[test]
     fn root_path_becomes_script_name() {
         assert_eq!(
             split_path("/api", b"/api/items"),
