@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any
 
-from hmr_serve import _core
+from hmr_serve import _core, integrations
 from hmr_serve.asgi import Dispatcher, resolve
 from hmr_serve.config import Config
 from hmr_serve.lifespan import Lifespan
@@ -104,7 +104,8 @@ def _start_reloading(
         config.reload_drain_timeout,
     )
     roots = watch_roots(config)
-    includes = ["*.py", *config.reload_includes]
+    extra = [pattern for i in integrations.active() for pattern in i.watch_patterns()]
+    includes = ["*.py", *extra, *config.reload_includes]
     try:
         engine.watch(
             roots, includes, config.reload_excludes, loop.call_soon_threadsafe, reloader.on_change

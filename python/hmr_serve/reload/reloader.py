@@ -9,13 +9,14 @@ import functools
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
+from hmr_serve import integrations
 from hmr_serve.asgi import resolve
 from hmr_serve.loading import resolve_attribute, split_import_string, user_traceback
 from hmr_serve.logs import logger
 from hmr_serve.reload import executor
-from hmr_serve.reload.app_state import carry_over
 from hmr_serve.reload.tracker import ImportTracker
 
 
@@ -43,6 +44,7 @@ class Reloader:
         target: AppTarget,
         loop: asyncio.AbstractEventLoop,
         drain_timeout: float,
+        restart: Callable[[str], None] | None = None,
     ) -> None:
         self.server = server
         self.engine = engine
@@ -50,6 +52,7 @@ class Reloader:
         self.target = target
         self.loop = loop
         self.drain_timeout = drain_timeout
+        self.restart = restart  # None: this process can only hot-reload
         self._pending: dict[str, str] = {}
         self._retry: set[str] = set()  # modules of a failed reload, retried with the next save
         self._task: asyncio.Task[None] | None = None
@@ -70,17 +73,22 @@ class Reloader:
             except Exception as exc:  # a bug of ours must not stop future reloads
                 logger.error("reload crashed: %s", exc, exc_info=exc)
 
-    def _classify(self, batch: dict[str, str]) -> tuple[list[str], list[str]]:
+    def _classify(self, batch: dict[str, str]) -> tuple[list[str], list[str], list[str]]:
+        """Changed modules, deleted modules, and changed files that are no loaded module."""
         changed: list[str] = []
         deleted: list[str] = []
+        others: list[str] = []
         for path, kind in batch.items():
             name = self.engine.module_at(path)
             if kind == "deleted":
                 names = [name] if name else self.engine.modules_under(path)
                 deleted.extend(n for n in names if n not in deleted)
-            elif name and name not in changed:
-                changed.append(name)
-        return changed, deleted
+            elif name:
+                if name not in changed:
+                    changed.append(name)
+            else:
+                others.append(path)
+        return changed, deleted, others
 
     async def _close_gate(self) -> int:
         future = self.loop.create_future()
@@ -90,12 +98,24 @@ class Reloader:
 
     async def _reload(self, batch: dict[str, str]) -> None:
         started = time.perf_counter()
-        changed, deleted = self._classify(batch)
+        changed, deleted, others = self._classify(batch)
+        active = integrations.active()
+        if others:
+            for integration in active:
+                integration.files_changed(others)
         changed.extend(n for n in self._retry if n not in changed and n not in deleted)
         if not changed and not deleted:
             return
         order = [n for n in self.engine.closure(changed + deleted) if n not in deleted]
         files = ", ".join(sorted(os.path.relpath(p) for p in batch))
+        reason = next(
+            (r for i in active if (r := i.restart_reason(order, list(batch))) is not None), None
+        )
+        if reason is not None:
+            if self.restart is not None:
+                self.restart(f"{reason} ({files})")
+                return
+            logger.warning("%s; restart unavailable, trying a hot reload anyway", reason)
         stuck = await self._close_gate()
         if stuck:
             logger.warning(
@@ -112,9 +132,19 @@ class Reloader:
                 nonlocal new_app
                 new_app = self.target.refresh(set(order))
 
-            count = executor.run(self.engine, self.tracker, deleted, order, finish)
+            for integration in active:
+                integration.before_execute(order)
+            try:
+                count = executor.run(self.engine, self.tracker, deleted, order, finish)
+            except executor.ReloadFailed:
+                for integration in active:
+                    integration.after_execute(order, False)
+                raise
+            for integration in active:
+                integration.after_execute(order, True)
             if new_app is not self.target.app:
-                carry_over(self.target.app, new_app)
+                for integration in active:
+                    integration.app_replaced(self.target.app, new_app)
                 self.server.set_app(new_app)
                 self.target.app = new_app
             self.tracker.sweep()
