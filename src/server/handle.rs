@@ -11,7 +11,7 @@ use tokio::runtime::Runtime;
 use tokio::sync::{Semaphore, oneshot, watch};
 
 use super::app_slot::AppSlot;
-use super::asgi::{AsgiBridge, LoopRefs};
+use super::asgi::AsgiBridge;
 use super::listener::{self, Listener};
 use super::service::{Bridge, StackConfig};
 use super::wsgi::WsgiBridge;
@@ -134,19 +134,16 @@ impl Server {
                         "ASGI needs event_loop, dispatch and resolve",
                     ));
                 };
-                let loop_refs = LoopRefs {
-                    call_soon_threadsafe: event_loop.getattr("call_soon_threadsafe")?.unbind(),
-                    create_future: event_loop.getattr("create_future")?.unbind(),
+                Bridge::Asgi(AsgiBridge::start(
+                    py,
+                    &event_loop,
                     dispatch,
                     resolve,
-                };
-                Bridge::Asgi(Arc::new(AsgiBridge {
-                    loop_refs,
-                    app: slot,
+                    slot,
                     state,
                     root_path,
-                    runtime: runtime.clone(),
-                }))
+                    runtime.clone(),
+                )?)
             }
             "wsgi" => Bridge::Wsgi(Arc::new(WsgiBridge {
                 app: slot,

@@ -2,6 +2,7 @@
 //! to the asyncio loop running on the Python thread. Lifespan runs in Python (`hmr_serve.lifespan`).
 
 mod awaitable;
+mod jobs;
 mod messages;
 mod protocol;
 mod scope;
@@ -9,4 +10,4 @@ mod serve;
 
 pub use awaitable::Ready;
 pub use protocol::HttpProtocol;
-pub use serve::{AsgiBridge, LoopRefs};
+pub use serve::AsgiBridge;

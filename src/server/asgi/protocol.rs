@@ -18,8 +18,10 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Mutex as AsyncMutex, mpsc, oneshot};
 
 use super::awaitable::Ready;
+use super::jobs::Completion;
 use super::messages;
-use super::serve::AsgiBridge;
+use super::serve::{AsgiBridge, resolve_later};
+use crate::server::conn_info::ConnInfo;
 use crate::server::disconnect::Disconnect;
 use crate::server::request_body::RequestBody;
 use crate::server::response::{Aborted, BodySource, Chunk, ResponseHead, STREAM_BUFFER};
@@ -29,6 +31,15 @@ enum ResponseState {
     Started(oneshot::Sender<ResponseHead>, StatusCode, HeaderMap),
     Streaming(mpsc::Sender<Chunk>),
     Done,
+}
+
+/// A request on its way to the loop thread, where its scope and protocol are built.
+pub struct PendingRequest {
+    pub parts: http::request::Parts,
+    pub conn: Arc<ConnInfo>,
+    pub body: RequestBody,
+    pub disconnect: Arc<Disconnect>,
+    pub head_tx: oneshot::Sender<ResponseHead>,
 }
 
 #[pyclass(frozen, module = "hmr_serve._core")]
@@ -41,18 +52,13 @@ pub struct HttpProtocol {
 }
 
 impl HttpProtocol {
-    pub fn new(
-        bridge: Arc<AsgiBridge>,
-        body: RequestBody,
-        disconnect: Arc<Disconnect>,
-        head_tx: oneshot::Sender<ResponseHead>,
-    ) -> Self {
+    pub fn new(bridge: Arc<AsgiBridge>, request: PendingRequest) -> Self {
         Self {
             bridge,
-            body: Arc::new(AsyncMutex::new(body)),
+            body: Arc::new(AsyncMutex::new(request.body)),
             body_done: Arc::new(AtomicBool::new(false)),
-            disconnect,
-            response: Mutex::new(ResponseState::Pending(head_tx)),
+            disconnect: request.disconnect,
+            response: Mutex::new(ResponseState::Pending(request.head_tx)),
         }
     }
 
@@ -138,7 +144,7 @@ impl HttpProtocol {
                     return Ready::awaitable(py, Some(message.into_any().unbind()));
                 }
             }
-            let future = self.bridge.loop_refs.create_future(py)?;
+            let future = self.bridge.create_future(py)?;
             let result = future.clone_ref(py);
             let body = self.body.clone();
             let body_done = self.body_done.clone();
@@ -146,29 +152,29 @@ impl HttpProtocol {
             self.bridge.runtime.spawn(async move {
                 let mut body = body.lock().await;
                 let chunk = body.next_chunk().await;
-                let more = !body.is_end();
+                let more_body = !body.is_end();
                 drop(body);
-                Python::attach(|py| {
-                    let message = match chunk {
-                        Ok(Some(data)) => {
-                            if !more {
-                                body_done.store(true, Ordering::Release);
-                            }
-                            messages::http_request(py, &data, more)
-                        }
-                        Ok(None) => {
-                            body_done.store(true, Ordering::Release);
-                            messages::http_request(py, b"", false)
-                        }
-                        Err(_) => {
-                            body_done.store(true, Ordering::Release);
-                            messages::http_disconnect(py)
-                        }
-                    };
-                    bridge
-                        .loop_refs
-                        .resolve(py, future, message.map(|m| m.into_any()));
-                });
+                let completion = match chunk {
+                    Ok(Some(data)) => Completion::Request {
+                        body: data,
+                        more_body,
+                    },
+                    Ok(None) => Completion::Request {
+                        body: Bytes::new(),
+                        more_body: false,
+                    },
+                    Err(_) => Completion::Disconnect,
+                };
+                if !matches!(
+                    completion,
+                    Completion::Request {
+                        more_body: true,
+                        ..
+                    }
+                ) {
+                    body_done.store(true, Ordering::Release);
+                }
+                resolve_later(&bridge, future, completion);
             });
             return Ok(result);
         }
@@ -176,16 +182,13 @@ impl HttpProtocol {
             let message = messages::http_disconnect(py)?;
             return Ready::awaitable(py, Some(message.into_any().unbind()));
         }
-        let future = self.bridge.loop_refs.create_future(py)?;
+        let future = self.bridge.create_future(py)?;
         let result = future.clone_ref(py);
         let disconnect = self.disconnect.clone();
         let bridge = self.bridge.clone();
         self.bridge.runtime.spawn(async move {
             disconnect.wait().await;
-            Python::attach(|py| {
-                let message = messages::http_disconnect(py).map(|m| m.into_any());
-                bridge.loop_refs.resolve(py, future, message);
-            });
+            resolve_later(&bridge, future, Completion::Disconnect);
         });
         Ok(result)
     }
@@ -285,17 +288,13 @@ impl HttpProtocol {
                     // A closed channel means the client left; the app learns it from `receive`.
                     Ok(()) | Err(TrySendError::Closed(_)) => Ready::awaitable(py, None),
                     Err(TrySendError::Full(chunk)) => {
-                        let future = self.bridge.loop_refs.create_future(py)?;
+                        let future = self.bridge.create_future(py)?;
                         let result = future.clone_ref(py);
                         let bridge = self.bridge.clone();
                         self.bridge.runtime.spawn(async move {
                             let _ = tx.send(chunk).await;
                             drop(tx);
-                            Python::attach(|py| {
-                                bridge
-                                    .loop_refs
-                                    .resolve(py, future, Ok(py.None().into_bound(py)))
-                            });
+                            resolve_later(&bridge, future, Completion::Nothing);
                         });
                         Ok(result)
                     }

@@ -1,4 +1,5 @@
-//! One ASGI request: build the scope, hand the app call to the asyncio loop, await the head.
+//! One ASGI request: queue it for the asyncio thread, which builds the scope and starts the app
+//! as a task; then await the response head.
 
 use std::sync::Arc;
 
@@ -8,57 +9,113 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use tokio::sync::oneshot;
 
-use super::protocol::HttpProtocol;
+use super::jobs::{Completion, Job, JobQueue};
+use super::messages;
+use super::protocol::{HttpProtocol, PendingRequest};
 use super::scope;
 use crate::server::app_slot::AppSlot;
 use crate::server::conn_info::ConnInfo;
 use crate::server::disconnect::{Disconnect, DisconnectGuard};
 use crate::server::log::{self, Level};
 use crate::server::request_body::RequestBody;
-use crate::server::response::{self, ResponseBody};
+use crate::server::response::{self, ResponseBody, ResponseHead};
 
-/// The asyncio objects Rust needs to reach the loop thread from anywhere.
-pub struct LoopRefs {
-    pub call_soon_threadsafe: Py<PyAny>,
-    pub create_future: Py<PyAny>,
-    /// `dispatch(app, scope, protocol)`: starts the app as a task (runs on the loop thread).
-    pub dispatch: Py<PyAny>,
+pub struct AsgiBridge {
+    pub(super) create_future: Py<PyAny>,
+    /// `dispatch(app, scope, protocol)`: starts the app as a task.
+    dispatch: Py<PyAny>,
     /// `resolve(future, result, exception)`: completes a future unless it was cancelled.
-    pub resolve: Py<PyAny>,
+    resolve: Py<PyAny>,
+    pub(super) jobs: JobQueue,
+    app: Arc<AppSlot>,
+    state: Option<Py<PyDict>>,
+    root_path: String,
+    pub(super) runtime: tokio::runtime::Handle,
 }
 
-impl LoopRefs {
+/// Registered with `loop.add_reader` on the job queue's eventfd.
+#[pyclass(frozen, module = "hmr_serve._core")]
+struct RunJobs(Arc<AsgiBridge>);
+
+#[pymethods]
+impl RunJobs {
+    fn __call__(&self, py: Python<'_>) {
+        self.0.run_jobs(py);
+    }
+}
+
+impl AsgiBridge {
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(
+        py: Python<'_>,
+        event_loop: &Bound<'_, PyAny>,
+        dispatch: Py<PyAny>,
+        resolve: Py<PyAny>,
+        app: Arc<AppSlot>,
+        state: Option<Py<PyDict>>,
+        root_path: String,
+        runtime: tokio::runtime::Handle,
+    ) -> PyResult<Arc<Self>> {
+        let jobs = JobQueue::new()?;
+        let bridge = Arc::new(Self {
+            create_future: event_loop.getattr("create_future")?.unbind(),
+            dispatch,
+            resolve,
+            jobs,
+            app,
+            state,
+            root_path,
+            runtime,
+        });
+        let runner = Py::new(py, RunJobs(bridge.clone()))?;
+        event_loop.call_method1("add_reader", (bridge.jobs.fd(), runner))?;
+        Ok(bridge)
+    }
+
     pub fn create_future(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         self.create_future.call0(py)
     }
 
-    /// Completes `future` on the loop thread. Failures are logged: the loop is closing.
-    pub fn resolve(&self, py: Python<'_>, future: Py<PyAny>, value: PyResult<Bound<'_, PyAny>>) {
-        let (result, error) = match value {
-            Ok(value) => (value.unbind(), py.None()),
-            Err(err) => (py.None(), err.into_value(py).into_any()),
-        };
-        if let Err(err) = self
-            .call_soon_threadsafe
-            .call1(py, (&self.resolve, future, result, error))
-        {
-            log::write(
-                Level::Debug,
-                &format!("could not complete an asyncio future: {err}"),
-            );
+    /// Runs on the loop thread: starts queued requests, completes futures.
+    fn run_jobs(self: &Arc<Self>, py: Python<'_>) {
+        for job in self.jobs.take() {
+            let result = match job {
+                Job::Dispatch(request) => self.start_app(py, *request),
+                Job::Resolve(future, completion) => self.complete(py, future, completion),
+            };
+            if let Err(err) = result {
+                log::write(Level::Error, &format!("ASGI bridge error: {err}"));
+            }
         }
     }
-}
 
-pub struct AsgiBridge {
-    pub loop_refs: LoopRefs,
-    pub app: Arc<AppSlot>,
-    pub state: Option<Py<PyDict>>,
-    pub root_path: String,
-    pub runtime: tokio::runtime::Handle,
-}
+    fn start_app(self: &Arc<Self>, py: Python<'_>, request: PendingRequest) -> PyResult<()> {
+        let state = self.state.as_ref().map(|s| s.bind(py));
+        let scope = match scope::build(py, &request.parts, &request.conn, &self.root_path, state) {
+            Ok(scope) => scope,
+            Err(err) => {
+                let _ = request.head_tx.send(ResponseHead::internal_error());
+                return Err(err);
+            }
+        };
+        let protocol = Py::new(py, HttpProtocol::new(self.clone(), request))?;
+        self.dispatch
+            .call1(py, (self.app.get(py), scope, protocol))?;
+        Ok(())
+    }
 
-impl AsgiBridge {
+    fn complete(&self, py: Python<'_>, future: Py<PyAny>, completion: Completion) -> PyResult<()> {
+        let value = match completion {
+            Completion::Request { body, more_body } => {
+                messages::http_request(py, &body, more_body)?.into_any()
+            }
+            Completion::Disconnect => messages::http_disconnect(py)?.into_any(),
+            Completion::Nothing => py.None().into_bound(py),
+        };
+        self.resolve.call1(py, (future, value, py.None()))?;
+        Ok(())
+    }
+
     pub async fn handle(
         self: Arc<Self>,
         req: Request<Incoming>,
@@ -72,27 +129,22 @@ impl AsgiBridge {
         let disconnect = Arc::new(Disconnect::default());
         let guard = DisconnectGuard::new(disconnect.clone());
         let (head_tx, head_rx) = oneshot::channel();
-        let dispatched = Python::attach(|py| -> PyResult<()> {
-            let state = self.state.as_ref().map(|s| s.bind(py));
-            let scope = scope::build(py, &parts, &conn, &self.root_path, state)?;
-            let protocol = HttpProtocol::new(self.clone(), body, disconnect, head_tx);
-            let protocol = Py::new(py, protocol)?;
-            self.loop_refs.call_soon_threadsafe.call1(
-                py,
-                (&self.loop_refs.dispatch, self.app.get(py), scope, protocol),
-            )?;
-            Ok(())
-        });
-        if let Err(err) = dispatched {
-            log::write(
-                Level::Error,
-                &format!("could not hand the request to the event loop: {err}"),
-            );
-            return response::service_unavailable();
-        }
+        let request = PendingRequest {
+            parts,
+            conn,
+            body,
+            disconnect,
+            head_tx,
+        };
+        self.jobs.push(Job::Dispatch(Box::new(request)));
         match head_rx.await {
             Ok(head) => head.into_response(Some(guard)),
             Err(_) => response::internal_error(),
         }
     }
+}
+
+/// Completes `future` on the loop thread.
+pub(super) fn resolve_later(bridge: &AsgiBridge, future: Py<PyAny>, completion: Completion) {
+    bridge.jobs.push(Job::Resolve(future, completion));
 }
