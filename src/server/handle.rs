@@ -8,13 +8,13 @@ use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use tokio::runtime::Runtime;
-use tokio::sync::{Semaphore, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
 use super::app_slot::AppSlot;
 use super::asgi::AsgiBridge;
 use super::listener::{self, Listener};
 use super::service::{Bridge, StackConfig};
-use super::wsgi::WsgiBridge;
+use super::wsgi::{WorkerPool, WsgiBridge};
 use crate::reload::gate::Gate;
 
 #[pyclass(frozen, module = "hmr_serve._core")]
@@ -149,7 +149,7 @@ impl Server {
                 app: slot,
                 root_path,
                 runtime: runtime.clone(),
-                threads: Arc::new(Semaphore::new(wsgi_threads.max(1))),
+                pool: WorkerPool::start(wsgi_threads)?,
                 log_exception,
                 errors: py.import("sys")?.getattr("stderr")?.unbind(),
             })),

@@ -12,4 +12,5 @@ pub mod log;
 pub mod request_body;
 pub mod response;
 pub mod service;
+pub mod thread_state;
 pub mod wsgi;

@@ -3,9 +3,11 @@
 
 mod environ;
 mod input;
+mod pool;
 mod responder;
 mod serve;
 
 pub use input::WsgiInput;
+pub use pool::WorkerPool;
 pub use responder::StartResponse;
 pub use serve::WsgiBridge;

@@ -1,4 +1,4 @@
-//! One WSGI request, run on the bounded blocking pool.
+//! One WSGI request, run on the worker pool.
 
 use std::sync::Arc;
 
@@ -9,10 +9,11 @@ use hyper::body::Incoming;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::oneshot;
 
 use super::environ;
 use super::input::WsgiInput;
+use super::pool::WorkerPool;
 use super::responder::StartResponse;
 use crate::server::app_slot::AppSlot;
 use crate::server::conn_info::ConnInfo;
@@ -24,8 +25,7 @@ pub struct WsgiBridge {
     pub app: Arc<AppSlot>,
     pub root_path: String,
     pub runtime: tokio::runtime::Handle,
-    /// Bounds the threads running the app at once.
-    pub threads: Arc<Semaphore>,
+    pub pool: WorkerPool,
     /// `log_exception(exc)`: logs an app failure with its traceback.
     pub log_exception: Py<PyAny>,
     /// Where `wsgi.errors` writes (sys.stderr).
@@ -38,9 +38,6 @@ impl WsgiBridge {
         req: Request<Incoming>,
         conn: Arc<ConnInfo>,
     ) -> Response<ResponseBody> {
-        let Ok(permit) = self.threads.clone().acquire_owned().await else {
-            return response::service_unavailable();
-        };
         let (parts, body) = req.into_parts();
         let Ok(body) = RequestBody::prepare(body).await else {
             return response::internal_error();
@@ -48,10 +45,10 @@ impl WsgiBridge {
         let guard = DisconnectGuard::new(Arc::new(Disconnect::default()));
         let (head_tx, head_rx) = oneshot::channel();
         let bridge = self.clone();
-        self.runtime.spawn_blocking(move || {
-            let _permit = permit;
-            Python::attach(|py| bridge.run(py, &parts, &conn, body, head_tx));
-        });
+        let job = Box::new(move |py: Python<'_>| bridge.run(py, &parts, &conn, body, head_tx));
+        if !self.pool.submit(job) {
+            return response::service_unavailable();
+        }
         match head_rx.await {
             Ok(head) => head.into_response(Some(guard)),
             Err(_) => response::internal_error(),
