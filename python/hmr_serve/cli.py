@@ -27,6 +27,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     net.add_argument("--uds", metavar="PATH", help="bind a Unix domain socket instead of TCP")
     net.add_argument(
+        "--fd",
+        type=int,
+        metavar="N",
+        help="serve on this already open socket file descriptor (TCP or Unix) instead of binding",
+    )
+    net.add_argument(
         "--backlog", type=int, default=2048, help="listen backlog (default: %(default)s)"
     )
 
@@ -99,6 +105,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="on reload, wait this long for running requests (default: %(default)s)",
     )
+    reload.add_argument(
+        "--reload-strategy",
+        choices=["hot", "restart"],
+        default="hot",
+        help=(
+            "hot: re-execute the changed modules; restart: restart the process on every change "
+            "to a loaded module, keeping the socket (default: %(default)s)"
+        ),
+    )
 
     logs = parser.add_argument_group("logging and shutdown")
     logs.add_argument(
@@ -135,6 +150,7 @@ def parse(argv: list[str] | None = None) -> Config:
         host=args.host,
         port=args.port,
         uds=args.uds,
+        fd=args.fd,
         backlog=args.backlog,
         app_dir=args.app_dir,
         factory=args.factory,
@@ -148,6 +164,7 @@ def parse(argv: list[str] | None = None) -> Config:
         reload_includes=args.reload_include,
         reload_excludes=args.reload_exclude,
         reload_drain_timeout=args.reload_drain_timeout,
+        reload_strategy=args.reload_strategy,
         log_level=args.log_level,
         access_log=args.access_log,
         timeout_graceful_shutdown=args.timeout_graceful_shutdown,

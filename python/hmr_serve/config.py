@@ -21,6 +21,7 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 8000
     uds: str | None = None
+    fd: int | None = None
     app_dir: str = "."
     factory: bool = False
     interface: str = "auto"
@@ -34,6 +35,7 @@ class Config:
     reload_includes: list[str] = field(default_factory=list)
     reload_excludes: list[str] = field(default_factory=list)
     reload_drain_timeout: float = 1.0
+    reload_strategy: str = "hot"  # "restart": every change to a loaded module restarts
     timeout_graceful_shutdown: float | None = 10.0
     wsgi_threads: int = 32
     backlog: int = 2048

@@ -1,4 +1,5 @@
-"""Runs the server: load the app, bind, lifespan startup, serve until a signal, shut down."""
+"""Runs the server: load the app, bind, lifespan startup, serve until a signal, shut down; or,
+when a change cannot be hot-reloaded, drain and replace the process keeping the socket."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
-from hmr_serve import _core, integrations
+from hmr_serve import _core, integrations, restart
 from hmr_serve.asgi import Dispatcher, resolve
 from hmr_serve.config import Config
 from hmr_serve.lifespan import Lifespan
@@ -62,29 +64,67 @@ def watch_roots(config: Config) -> list[str]:
     return roots
 
 
+class _Session:
+    """What one process of a dev session knows besides the config: how it was launched, and
+    whether the app loaded."""
+
+    def __init__(self, launch: restart.Launch, load_started: float) -> None:
+        self.launch = launch
+        self.load_started = load_started
+        self.failure: str | None = None  # the load error, when serving the 503 fallback
+        self.failure_details: str | None = None
+
+    @property
+    def restarted(self) -> bool:
+        return self.launch.inherited_fd is not None
+
+
 def run(config: Config) -> int:
+    launch = restart.capture()
     configure(config.log_level_number)
     tracker = None
     if config.reload:
         # Installed before the app is imported, so every first-party import is seen.
         tracker = ImportTracker(_core.ReloadEngine(), watch_roots(config))
         tracker.install()
+    session = _Session(launch, time.time())
+    app: Any = None
+    interface = "asgi"
     try:
         app, interface = load(config)
     except AppLoadError as exc:
         if exc.details:
             sys.stderr.write(exc.details)
         logger.error("Error loading app %r. %s", config.app, exc.message)
-        return EXIT_ERROR
+        # A restart must not end the session: the next save gets another try.
+        if not (session.restarted and config.reload):
+            return EXIT_ERROR
+        session.failure, session.failure_details = exc.message, exc.details
     if tracker is not None:
         tracker.sweep()
     loop = _new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        return loop.run_until_complete(_serve(config, app, interface, loop, tracker))
+        outcome = loop.run_until_complete(_serve(config, app, interface, loop, tracker, session))
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
+    if isinstance(outcome, restart.Restart):
+        try:
+            restart.exec_with_socket(launch, outcome.fd)
+        except OSError as exc:
+            logger.error("cannot restart the process: %s", exc)
+        return EXIT_ERROR
+    return outcome
+
+
+def _watch_includes(config: Config) -> list[str]:
+    try:
+        extra = [pattern for i in integrations.active() for pattern in i.watch_patterns()]
+    except Exception as exc:  # a broken framework import must not stop watching
+        logger.debug("integration watch patterns unavailable: %s", exc)
+        extra = []
+    return ["*.py", *extra, *config.reload_includes]
 
 
 def _start_reloading(
@@ -93,6 +133,8 @@ def _start_reloading(
     tracker: ImportTracker,
     app: Any,
     loop: asyncio.AbstractEventLoop,
+    request_restart: Callable[[str], None],
+    session: _Session,
 ) -> Reloader:
     engine = tracker.engine
     reloader = Reloader(
@@ -102,19 +144,90 @@ def _start_reloading(
         AppTarget(config.app, config.factory, app),
         loop,
         config.reload_drain_timeout,
+        restart=request_restart,
     )
+
+    def touched_modules(batch: list[tuple[str, str]]) -> list[str]:
+        return [
+            str(path)
+            for path, kind in batch
+            if engine.module_at(path) or (kind == "deleted" and engine.modules_under(path))
+        ]
+
+    def on_change(batch: list[tuple[str, str]]) -> None:
+        if config.reload_strategy == "restart":
+            touched = touched_modules(batch)
+            if touched:
+                files = ", ".join(sorted(os.path.relpath(p) for p in touched))
+                request_restart(f"--reload-strategy restart ({files})")
+                return
+        reloader.on_change(batch)
+
     roots = watch_roots(config)
-    extra = [pattern for i in integrations.active() for pattern in i.watch_patterns()]
-    includes = ["*.py", *extra, *config.reload_includes]
     try:
         engine.watch(
-            roots, includes, config.reload_excludes, loop.call_soon_threadsafe, reloader.on_change
+            roots,
+            _watch_includes(config),
+            config.reload_excludes,
+            loop.call_soon_threadsafe,
+            on_change,
         )
     except OSError as exc:
         logger.error("cannot watch for changes: %s", exc)
         raise
     logger.info("watching for changes in %s", ", ".join(roots))
+    if session.restarted:
+        # Saves between this process importing a module and its watcher starting produced no
+        # event this watcher will see.
+        paths = [p for p in map(tracker.source_path, list(tracker.tracked)) if p is not None]
+        missed = restart.modified_since(paths, session.load_started)
+        if missed:
+            loop.call_soon(on_change, [(p, "modified") for p in missed])
     return reloader
+
+
+def _wait_for_fix(
+    config: Config,
+    loop: asyncio.AbstractEventLoop,
+    request_restart: Callable[[str], None],
+    session: _Session,
+) -> Any:
+    """After a failed load: any change under the watched directories restarts the process."""
+    roots = watch_roots(config)
+
+    def on_change(batch: list[tuple[str, str]]) -> None:
+        files = ", ".join(sorted(os.path.relpath(str(path)) for path, _ in batch))
+        request_restart(f"changes to {files}")
+
+    engine = _core.ReloadEngine()
+    engine.watch(
+        roots, _watch_includes(config), config.reload_excludes, loop.call_soon_threadsafe, on_change
+    )
+    logger.warning(
+        "the app failed to load; answering 503 until a file changes in %s", ", ".join(roots)
+    )
+    paths = restart.loaded_paths(roots) + restart.traceback_paths(session.failure_details, roots)
+    missed = restart.modified_since(paths, session.load_started)
+    if missed:
+        loop.call_soon(on_change, [(p, "modified") for p in missed])
+    return engine
+
+
+def _open_server(config: Config, session: _Session) -> Any:
+    """Binds, or adopts the socket of --fd or of the process this one replaced."""
+    fd = session.launch.inherited_fd if session.restarted else config.fd
+    if fd is None:
+        return _core.Server(
+            host=config.host, port=config.port, uds=config.uds, backlog=config.backlog
+        )
+    try:
+        restart.prepare_socket(fd, config.backlog)
+    except OSError as exc:
+        message = f"cannot serve on file descriptor {fd}: {exc.strerror or exc}"
+        raise OSError(exc.errno, message) from None
+    # A socket this session bound itself (--uds before a restart) is removed at the end.
+    owned_uds = config.uds if session.restarted and config.fd is None else None
+    return _core.Server(uds=owned_uds, backlog=config.backlog, fd=fd)
 
 
 def _initial_scan(engine: Any) -> None:
@@ -135,9 +248,19 @@ async def _serve(
     interface: str,
     loop: asyncio.AbstractEventLoop,
     tracker: ImportTracker | None,
-) -> int:
+    session: _Session,
+) -> int | restart.Restart:
     stop = asyncio.Event()
     signals_seen = 0
+    restart_reason: str | None = None
+
+    def request_restart(reason: str) -> None:
+        nonlocal restart_reason
+        if restart_reason is not None or stop.is_set():
+            return
+        restart_reason = reason
+        logger.warning("restarting the process: %s", reason)
+        stop.set()
 
     def on_signal() -> None:
         nonlocal signals_seen
@@ -151,19 +274,22 @@ async def _serve(
         loop.add_signal_handler(sig, on_signal)
 
     try:
-        server = _core.Server(
-            host=config.host, port=config.port, uds=config.uds, backlog=config.backlog
-        )
+        server = _open_server(config, session)
     except OSError as exc:
         logger.error("%s", exc.strerror or exc)
         return EXIT_ERROR
 
     lifespan = None
-    if interface == "asgi" and config.lifespan != "off":
+    if session.failure is None and interface == "asgi" and config.lifespan != "off":
         lifespan = Lifespan(app, config.lifespan)
         if not await lifespan.startup():
-            server.close()
-            return EXIT_STARTUP_FAILED
+            if not (session.restarted and config.reload):
+                server.close()
+                return EXIT_STARTUP_FAILED
+            lifespan = None
+            session.failure = "application startup failed"
+    if session.failure is not None:
+        app, interface = restart.fallback_app(session.failure), "asgi"
 
     dispatcher = Dispatcher(loop)
     server.start(
@@ -179,21 +305,37 @@ async def _serve(
         wsgi_threads=config.wsgi_threads,
         graceful_timeout=config.timeout_graceful_shutdown,
     )
-    if tracker is not None:
+    fix_watcher = None
+    if session.failure is not None:
         try:
-            _start_reloading(config, server, tracker, app, loop)
-        except OSError:
+            fix_watcher = _wait_for_fix(config, loop, request_restart, session)
+        except OSError as exc:
+            logger.error("cannot watch for changes: %s", exc)
             server.shutdown()
             server.close()
             return EXIT_ERROR
-        # The static pass runs beside serving, not before it: start-up stays as fast as without.
-        loop.run_in_executor(None, _initial_scan, tracker.engine)
-    logger.info("serving %s (%s, press CTRL+C to quit)", server.url, interface.upper())
+        logger.info("serving %s (app failed to load, press CTRL+C to quit)", server.url)
+    else:
+        if tracker is not None:
+            try:
+                _start_reloading(config, server, tracker, app, loop, request_restart, session)
+            except OSError:
+                server.shutdown()
+                server.close()
+                return EXIT_ERROR
+            # The static pass runs beside serving, not before it: start-up stays as fast as
+            # without.
+            loop.run_in_executor(None, _initial_scan, tracker.engine)
+        logger.info("serving %s (%s, press CTRL+C to quit)", server.url, interface.upper())
 
     await stop.wait()
-    logger.info("Shutting down")
     if tracker is not None:
         tracker.engine.stop()
+    if fix_watcher is not None:
+        fix_watcher.stop()
+    if restart_reason is not None and signals_seen == 0:
+        return await _hand_over(server, dispatcher, lifespan, loop, lambda: signals_seen > 0)
+    logger.info("Shutting down")
     server.shutdown()
     # Waiting happens on a worker thread: in-flight ASGI requests still need this loop.
     await loop.run_in_executor(None, server.wait)
@@ -203,3 +345,26 @@ async def _serve(
     server.close()
     logger.info("Finished server process [%d]", os.getpid())
     return EXIT_OK
+
+
+async def _hand_over(
+    server: Any,
+    dispatcher: Dispatcher,
+    lifespan: Lifespan | None,
+    loop: asyncio.AbstractEventLoop,
+    interrupted: Callable[[], bool],
+) -> int | restart.Restart:
+    """Stops accepting (the socket stays open, new connections queue), lets the requests in
+    flight finish, runs the lifespan shutdown and gives up the socket for the next process."""
+    server.stop_accepting()
+    await loop.run_in_executor(None, server.wait)
+    await dispatcher.cancel_all()
+    if lifespan is not None:
+        await lifespan.shutdown()
+    if interrupted():  # CTRL+C while draining: quit instead
+        server.close()
+        logger.info("Finished server process [%d]", os.getpid())
+        return EXIT_OK
+    fd = server.release_listener()
+    server.close()
+    return restart.Restart(fd)

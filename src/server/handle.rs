@@ -1,6 +1,8 @@
 //! `hmr_serve._core.Server`: what Python sees of the server. It binds when created (so a busy
-//! port fails before the app's startup runs), starts serving, swaps the app, and shuts down.
+//! port fails before the app's startup runs), or adopts an open socket (`fd`), starts serving,
+//! swaps the app, and shuts down, or stops accepting while keeping the socket for a restart.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,7 +14,7 @@ use tokio::sync::{oneshot, watch};
 
 use super::app_slot::AppSlot;
 use super::asgi::AsgiBridge;
-use super::listener::{self, Listener};
+use super::listener::{self, Control, Listener};
 use super::service::{Bridge, StackConfig};
 use super::wsgi::{WorkerPool, WsgiBridge};
 use crate::reload::gate::Gate;
@@ -20,11 +22,14 @@ use crate::reload::gate::Gate;
 #[pyclass(frozen, module = "hmr_serve._core")]
 pub struct Server {
     runtime: Mutex<Option<Runtime>>,
-    listener: Mutex<Option<Listener>>,
+    /// The accept loop holds a second reference while it runs; the socket closes when both are
+    /// gone. `shutdown` drops this one, `stop_accepting` keeps it (new connections queue).
+    listener: Mutex<Option<Arc<Listener>>>,
     url: String,
     gate: Arc<Gate>,
     app: Mutex<Option<Arc<AppSlot>>>,
     shutdown: watch::Sender<bool>,
+    draining: Arc<AtomicBool>,
     stopped: Mutex<Option<oneshot::Receiver<()>>>,
 }
 
@@ -50,18 +55,27 @@ impl Server {
             .map(|rt| rt.handle().clone())
             .ok_or_else(|| PyRuntimeError::new_err("the server is closed"))
     }
+
+    fn listener(&self) -> std::sync::MutexGuard<'_, Option<Arc<Listener>>> {
+        self.listener.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 #[pymethods]
 impl Server {
     #[new]
-    #[pyo3(signature = (host = "127.0.0.1", port = 8000, uds = None, backlog = 2048, threads = 1))]
+    /// Binds `host:port` or `uds`; with `fd`, adopts that open listening socket instead (then
+    /// `uds`, if given, says the socket's file is this server's to remove on close).
+    #[pyo3(signature = (
+        host = "127.0.0.1", port = 8000, uds = None, backlog = 2048, threads = 1, fd = None,
+    ))]
     fn new(
         host: &str,
         port: u16,
         uds: Option<&str>,
         backlog: u32,
         threads: usize,
+        fd: Option<i32>,
     ) -> PyResult<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads.max(1))
@@ -71,19 +85,27 @@ impl Server {
             .map_err(|e| PyRuntimeError::new_err(format!("cannot start the I/O runtime: {e}")))?;
         let listener = {
             let _context = runtime.enter();
-            match uds {
-                Some(path) => Listener::bind_unix(path).map_err(|e| os_error(e, path))?,
-                None => Listener::bind_tcp(host, port, backlog)
+            match (fd, uds) {
+                (Some(fd), _) => Listener::adopt(fd, uds.is_some()).map_err(|e| {
+                    let errno = e.raw_os_error().unwrap_or(0);
+                    PyOSError::new_err((
+                        errno,
+                        format!("cannot serve on file descriptor {fd}: {e}"),
+                    ))
+                })?,
+                (None, Some(path)) => Listener::bind_unix(path).map_err(|e| os_error(e, path))?,
+                (None, None) => Listener::bind_tcp(host, port, backlog)
                     .map_err(|e| os_error(e, &format!("address ('{host}', {port})")))?,
             }
         };
         Ok(Self {
             runtime: Mutex::new(Some(runtime)),
             url: listener.url(),
-            listener: Mutex::new(Some(listener)),
+            listener: Mutex::new(Some(Arc::new(listener))),
             gate: Arc::new(Gate::default()),
             app: Mutex::new(None),
             shutdown: watch::channel(false).0,
+            draining: Arc::new(AtomicBool::new(false)),
             stopped: Mutex::new(None),
         })
     }
@@ -115,15 +137,20 @@ impl Server {
         wsgi_threads: usize,
         graceful_timeout: Option<f64>,
     ) -> PyResult<()> {
-        let listener = self
-            .listener
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .ok_or_else(|| PyRuntimeError::new_err("the server was already started"))?;
         let runtime = self.runtime_handle()?;
-        let slot = Arc::new(AppSlot::new(app));
-        *self.app.lock().unwrap_or_else(|e| e.into_inner()) = Some(slot.clone());
+        let listener = self
+            .listener()
+            .clone()
+            .ok_or_else(|| PyRuntimeError::new_err("the server was shut down"))?;
+        let slot = {
+            let mut current = self.app.lock().unwrap_or_else(|e| e.into_inner());
+            if current.is_some() {
+                return Err(PyRuntimeError::new_err("the server was already started"));
+            }
+            let slot = Arc::new(AppSlot::new(app));
+            *current = Some(slot.clone());
+            slot
+        };
         let root_path = root_path.trim_end_matches('/').to_owned();
         let bridge = match interface {
             "asgi" => {
@@ -165,11 +192,14 @@ impl Server {
             access_log,
         });
         let grace = graceful_timeout.map(Duration::from_secs_f64);
-        let shutdown = self.shutdown.subscribe();
+        let control = Control {
+            shutdown: self.shutdown.subscribe(),
+            draining: self.draining.clone(),
+        };
         let (stopped_tx, stopped_rx) = oneshot::channel();
         *self.stopped.lock().unwrap_or_else(|e| e.into_inner()) = Some(stopped_rx);
         runtime.spawn(async move {
-            listener::serve(listener, stack, shutdown, grace).await;
+            listener::serve(listener, stack, control, grace).await;
             let _ = stopped_tx.send(());
         });
         Ok(())
@@ -211,9 +241,49 @@ impl Server {
         waiting
     }
 
-    /// Stops accepting; open connections finish their current request and close.
+    /// Stops accepting and closes the socket; open connections finish their current request
+    /// and close.
     fn shutdown(&self) {
+        self.listener().take();
         self.shutdown.send_replace(true);
+    }
+
+    /// Stops accepting for a restart, keeping the socket open: new connections wait in the
+    /// kernel's backlog for the next process. Connections get a moment to send one more request
+    /// (answered with `Connection: close`), then finish like on `shutdown`. See `wait`.
+    fn stop_accepting(&self) {
+        self.draining.store(true, Ordering::Release);
+        self.shutdown.send_replace(true);
+    }
+
+    /// The listening socket's file descriptor (still owned by the server), None once shut down.
+    fn listener_fd(&self) -> Option<i32> {
+        self.listener().as_ref().map(|listener| listener.raw_fd())
+    }
+
+    /// Hands the listening socket over: returns its descriptor, which the server no longer
+    /// closes (nor, for a Unix socket, removes the file of). Only after the accept loop ended
+    /// (`stop_accepting`, then `wait`) or before `start`.
+    fn release_listener(&self) -> PyResult<i32> {
+        let mut slot = self.listener();
+        let listener = slot
+            .take()
+            .ok_or_else(|| PyRuntimeError::new_err("the server has no listening socket"))?;
+        let listener = match Arc::try_unwrap(listener) {
+            Ok(listener) => listener,
+            Err(shared) => {
+                *slot = Some(shared);
+                return Err(PyRuntimeError::new_err(
+                    "the accept loop still runs: call stop_accepting() and wait() first",
+                ));
+            }
+        };
+        drop(slot);
+        let runtime = self.runtime_handle()?;
+        let _context = runtime.enter();
+        listener
+            .release()
+            .map_err(|e| PyOSError::new_err((e.raw_os_error().unwrap_or(0), e.to_string())))
     }
 
     /// Blocks (without the GIL) until shutdown completed; false if `timeout` passed first.
@@ -254,10 +324,7 @@ impl Server {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        self.listener
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        self.listener().take();
         if let Some(runtime) = runtime {
             py.detach(|| runtime.shutdown_timeout(Duration::from_millis(100)));
         }

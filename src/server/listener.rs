@@ -1,12 +1,16 @@
 //! Listening sockets (TCP or Unix) and the accept loop that serves each connection with hyper,
-//! with graceful shutdown.
+//! with graceful shutdown. A socket can also be adopted from a file descriptor (`--fd`, or the
+//! one a restarting server hands to its successor through `exec`) and handed back as one.
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
+use http::header::{CONNECTION, HeaderValue};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -14,14 +18,34 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket, UnixListener};
 use tokio::sync::watch;
+use tower::ServiceExt;
 
 use super::conn_info::ConnInfo;
 use super::log::{self, Level};
 use super::service::StackConfig;
 
+/// On a restart, how long connections get to send one more request (answered with
+/// `Connection: close`) before the idle ones are closed. A client that sends on a keep-alive
+/// connection while the server closes it loses that request; one told to close does not.
+const RESTART_LINGER: Duration = Duration::from_millis(100);
+
 pub enum Listener {
     Tcp(TcpListener, SocketAddr),
-    Unix(UnixListener, PathBuf),
+    Unix(UnixListener, SocketFile),
+}
+
+/// The path of a Unix socket, removed when the listener is dropped if this server created it.
+pub struct SocketFile {
+    path: PathBuf,
+    remove: bool,
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        if self.remove {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 impl Listener {
@@ -55,7 +79,72 @@ impl Listener {
                 std::fs::remove_file(&path)?;
             }
         }
-        Ok(Self::Unix(UnixListener::bind(&path)?, path))
+        let listener = UnixListener::bind(&path)?;
+        Ok(Self::Unix(listener, SocketFile { path, remove: true }))
+    }
+
+    /// Adopts an open listening socket (TCP or Unix). Must run inside the tokio runtime. On
+    /// success the listener owns `fd`; when `fd` is no socket or cannot be made non-blocking it
+    /// is left open. A Unix socket's file is removed on drop only if `remove_file` (the socket
+    /// was bound by this server, before an exec).
+    pub fn adopt(fd: RawFd, remove_file: bool) -> io::Result<Self> {
+        // SAFETY: the caller hands over an open descriptor; every failure path below gives it
+        // back with `into_raw_fd` instead of closing it.
+        let tcp = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+        // getsockname succeeds for any socket; std turns only IPv4/IPv6 addresses into Ok.
+        if let Ok(local) = tcp.local_addr() {
+            if let Err(err) = tcp.set_nonblocking(true) {
+                let _ = tcp.into_raw_fd();
+                return Err(err);
+            }
+            return Ok(Self::Tcp(TcpListener::from_std(tcp)?, local));
+        }
+        let fd = tcp.into_raw_fd();
+        // SAFETY: as above.
+        let unix = unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) };
+        let path = match unix.local_addr() {
+            Ok(addr) => addr.as_pathname().map(PathBuf::from).unwrap_or_default(),
+            Err(err) => {
+                let _ = unix.into_raw_fd();
+                return Err(io::Error::new(
+                    err.kind(),
+                    format!("file descriptor {fd} is not a TCP or Unix socket: {err}"),
+                ));
+            }
+        };
+        if let Err(err) = unix.set_nonblocking(true) {
+            let _ = unix.into_raw_fd();
+            return Err(err);
+        }
+        let listener = UnixListener::from_std(unix)?;
+        Ok(Self::Unix(
+            listener,
+            SocketFile {
+                path,
+                remove: remove_file,
+            },
+        ))
+    }
+
+    /// The socket's descriptor, still owned by the listener.
+    pub fn raw_fd(&self) -> RawFd {
+        use std::os::fd::AsRawFd;
+        match self {
+            Self::Tcp(listener, _) => listener.as_raw_fd(),
+            Self::Unix(listener, _) => listener.as_raw_fd(),
+        }
+    }
+
+    /// Gives up the socket without closing it (nor removing a Unix socket's file): the
+    /// descriptor is the caller's, e.g. to pass to the process that replaces this one.
+    pub fn release(self) -> io::Result<RawFd> {
+        match self {
+            Self::Tcp(listener, _) => Ok(listener.into_std()?.into_raw_fd()),
+            Self::Unix(listener, mut file) => {
+                file.remove = false;
+                Ok(listener.into_std()?.into_raw_fd())
+            }
+        }
     }
 
     pub fn url(&self) -> String {
@@ -64,7 +153,7 @@ impl Listener {
                 format!("http://[{}]:{}", addr.ip(), addr.port())
             }
             Self::Tcp(_, addr) => format!("http://{addr}"),
-            Self::Unix(_, path) => format!("unix:{}", path.display()),
+            Self::Unix(_, file) => format!("unix:{}", file.path.display()),
         }
     }
 
@@ -72,14 +161,6 @@ impl Listener {
         match self {
             Self::Tcp(_, addr) => Some((addr.ip().to_string(), addr.port())),
             Self::Unix(..) => None,
-        }
-    }
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        if let Self::Unix(_, path) = self {
-            let _ = std::fs::remove_file(path);
         }
     }
 }
@@ -94,16 +175,36 @@ fn http1_builder() -> http1::Builder {
     builder
 }
 
+/// What the accept loop shares with `Server`: the stop signal and whether stopping is a restart.
+pub struct Control {
+    pub shutdown: watch::Receiver<bool>,
+    /// Set before `shutdown` for a restart: responses carry `Connection: close` from then on and
+    /// connections get `RESTART_LINGER` to send one more request before idle ones are closed.
+    pub draining: Arc<AtomicBool>,
+}
+
 fn spawn_connection<I>(
     io: I,
     conn: ConnInfo,
     stack: &StackConfig,
+    draining: &Arc<AtomicBool>,
     builder: &http1::Builder,
     graceful: &GracefulShutdown,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = TowerToHyperService::new(stack.for_connection(conn));
+    let draining = draining.clone();
+    let stack = stack
+        .for_connection(conn)
+        .map_response(move |mut response: http::Response<_>| {
+            if draining.load(Ordering::Acquire) {
+                response
+                    .headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            response
+        });
+    let service = TowerToHyperService::new(stack);
     let connection = builder.serve_connection(TokioIo::new(io), service);
     let connection = graceful.watch(connection);
     tokio::spawn(async move {
@@ -116,17 +217,23 @@ fn spawn_connection<I>(
     });
 }
 
-/// Accepts until `shutdown` turns true, then waits (up to `grace`) for open connections.
+/// Accepts until `shutdown` turns true, then waits (up to `grace`) for open connections. The
+/// socket closes when the last reference to `listener` goes: at the end of the accept loop
+/// unless the caller kept one (a restart keeps it, so new connections queue in the backlog).
 pub async fn serve(
-    listener: Listener,
+    listener: Arc<Listener>,
     stack: Arc<StackConfig>,
-    mut shutdown: watch::Receiver<bool>,
+    control: Control,
     grace: Option<Duration>,
 ) {
+    let Control {
+        mut shutdown,
+        draining,
+    } = control;
     let builder = http1_builder();
     let graceful = GracefulShutdown::new();
     loop {
-        let accepted = match &listener {
+        let accepted = match &*listener {
             Listener::Tcp(tcp, local) => tokio::select! {
                 accepted = tcp.accept() => accepted.map(|(stream, peer)| {
                     let _ = stream.set_nodelay(true);
@@ -135,14 +242,14 @@ pub async fn serve(
                         server: Some((local.ip().to_string(), local.port())),
                         scheme: "http",
                     };
-                    spawn_connection(stream, conn, &stack, &builder, &graceful);
+                    spawn_connection(stream, conn, &stack, &draining, &builder, &graceful);
                 }),
                 _ = shutdown.wait_for(|stop| *stop) => break,
             },
             Listener::Unix(unix, _) => tokio::select! {
                 accepted = unix.accept() => accepted.map(|(stream, _)| {
                     let conn = ConnInfo { client: None, server: None, scheme: "http" };
-                    spawn_connection(stream, conn, &stack, &builder, &graceful);
+                    spawn_connection(stream, conn, &stack, &draining, &builder, &graceful);
                 }),
                 _ = shutdown.wait_for(|stop| *stop) => break,
             },
@@ -154,6 +261,14 @@ pub async fn serve(
         }
     }
     drop(listener);
+    let stopped_at = Instant::now();
+    if draining.load(Ordering::Acquire) {
+        let linger = grace.map_or(RESTART_LINGER, |grace| grace.min(RESTART_LINGER));
+        while graceful.count() > 0 && stopped_at.elapsed() < linger {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    let grace = grace.map(|grace| grace.saturating_sub(stopped_at.elapsed()));
     match grace {
         Some(grace) => {
             if tokio::time::timeout(grace, graceful.shutdown())

@@ -2,18 +2,24 @@
 
 Running the new code in the old module object keeps every `import x` reference elsewhere valid;
 clearing the namespace first makes a name deleted from the source disappear, as in a fresh
-process. Every namespace is snapshotted first, so a failing edit rolls back completely and the
-last good code keeps serving.
+process. The module's top-level classes and functions keep their identity (reload/identity.py),
+and its `hmr_serve.on_dispose` callbacks run first (hmr_serve/state.py). Every namespace is
+snapshotted first and every in-place update recorded, so a failing edit rolls back completely
+and the last good code keeps serving.
 """
 
 from __future__ import annotations
 
+import ast
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from hmr_serve import state
+from hmr_serve.reload import identity
 from hmr_serve.reload.tracker import ImportTracker
 
 # What the import system put in the namespace; everything else comes from running the code.
@@ -45,14 +51,25 @@ class _Snapshot:
 
 
 @dataclass
+class Outcome:
+    """What a committed reload did."""
+
+    count: int  # modules re-executed
+    # Threads each module started while it ran that were still running when it finished.
+    threads: dict[str, list[threading.Thread]]
+
+
+@dataclass
 class Transaction:
     """One reload: modules removed, modules re-executed, and how to undo both."""
 
     engine: Any
     tracker: ImportTracker
     snapshots: list[_Snapshot] = field(default_factory=list)
+    patchers: list[identity.Patcher] = field(default_factory=list)
     removed: dict[str, ModuleType] = field(default_factory=dict)
     modules_before: set[str] = field(default_factory=set)
+    threads: dict[str, list[threading.Thread]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.modules_before = set(sys.modules)
@@ -74,20 +91,27 @@ class Transaction:
             return  # never imported, or removed in this reload
         spec = module.__spec__
         path = spec.origin if spec is not None else None
+        namespace = module.__dict__
         try:
             with open(path, "rb") as file:  # type: ignore[arg-type]
                 source = file.read()
             # From the source bytes, never a cached .pyc: CPython trusts a .pyc whose mtime
             # (whole seconds) and size match, which two quick same-size saves defeat.
-            code = compile(source, path, "exec", dont_inherit=True)  # type: ignore[arg-type]
+            code = _compile(name, source, path, namespace)  # type: ignore[arg-type]
         except BaseException as exc:
             raise ReloadFailed(name, path, exc) from exc
-        namespace = module.__dict__
-        self.snapshots.append(_Snapshot(module, dict(namespace), self.engine.take_edges(name)))
+        snapshot = dict(namespace)
+        self.snapshots.append(_Snapshot(module, snapshot, self.engine.take_edges(name)))
+        # With the old namespace still in place: callbacks look up what they close by name.
+        state.dispose(name)
+        patcher = identity.Patcher(name, snapshot)
+        self.patchers.append(patcher)
         kept = {key: namespace[key] for key in _IMPORT_ATTRS if key in namespace}
         namespace.clear()
         namespace.update(kept)
         namespace["__doc__"] = None
+        namespace[identity.HOOK] = patcher
+        threads_before = set(threading.enumerate())
         # Seen as "initializing" by the import system while it runs, as on a first import.
         spec._initializing = True
         try:
@@ -96,6 +120,11 @@ class Transaction:
             raise ReloadFailed(name, path, exc) from exc
         finally:
             spec._initializing = False
+            if namespace.get(identity.HOOK) is patcher:
+                del namespace[identity.HOOK]
+        started = [t for t in threading.enumerate() if t not in threads_before]
+        if started:
+            self.threads[name] = started
         self._restore_submodules(name, namespace)
         self.engine.record_source(path, source)
 
@@ -110,6 +139,10 @@ class Transaction:
                 namespace.setdefault(child_name[len(prefix) :], child)
 
     def rollback(self) -> None:
+        # Dispose callbacks that ran are not run back; values kept by `keep` stay kept.
+        for patcher in reversed(self.patchers):
+            patcher.undo()
+        self.patchers.clear()
         for snapshot in reversed(self.snapshots):
             namespace = snapshot.module.__dict__
             namespace.clear()
@@ -128,10 +161,33 @@ class Transaction:
         self.snapshots.clear()
 
     def commit(self) -> None:
+        for patcher in self.patchers:
+            identity.commit(patcher)
         for name in self.removed:
             self.engine.remove_module(name)
             self.tracker.forget(name)
+            identity.forget(name)
+            state.forget(name)
+        self.patchers.clear()
         self.snapshots.clear()
+
+
+def _compile(name: str, source: bytes, path: str, namespace: dict[str, Any]) -> Any:
+    if not identity.known(name) and not any(_defined_here(v, name) for v in namespace.values()):
+        # Nothing whose identity could be kept: skip the parse to an AST (about twice the cost).
+        return compile(source, path, "exec", dont_inherit=True)
+    tree = ast.parse(source, path)
+    identity.instrument(tree)
+    return compile(tree, path, "exec", dont_inherit=True)
+
+
+def _defined_here(value: Any, module: str) -> bool:
+    if not callable(value):
+        return False
+    try:
+        return getattr(value, "__module__", None) == module
+    except Exception:  # a proxy (flask.request) may raise outside its context
+        return False
 
 
 def run(
@@ -140,9 +196,9 @@ def run(
     deleted: list[str],
     order: list[str],
     finish: Callable[[], None],
-) -> int:
+) -> Outcome:
     """Removes `deleted`, re-executes `order`, then calls `finish` (which re-resolves the app);
-    any failure rolls everything back and raises ReloadFailed. Returns modules re-executed."""
+    any failure rolls everything back and raises ReloadFailed."""
     transaction = Transaction(engine, tracker)
     current = "<app>"
     try:
@@ -159,6 +215,6 @@ def run(
     except BaseException as exc:
         transaction.rollback()
         raise ReloadFailed(current, None, exc) from exc
-    count = len(transaction.snapshots)
+    outcome = Outcome(len(transaction.snapshots), transaction.threads)
     transaction.commit()
-    return count
+    return outcome

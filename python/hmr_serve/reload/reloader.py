@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import re
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +20,11 @@ from hmr_serve.loading import resolve_attribute, split_import_string, user_trace
 from hmr_serve.logs import logger
 from hmr_serve.reload import executor
 from hmr_serve.reload.tracker import ImportTracker
+
+#: A module that sets this to True at top level is never hot-reloaded: the server restarts.
+RESTART_MARKER = "__hmr_restart__"
+# The marker in a changed file, before the edit that added it ever ran.
+_MARKER_LINE = re.compile(rb"^__hmr_restart__\s*(?::[^=\n]*)?=\s*True\b", re.MULTILINE)
 
 
 class AppTarget:
@@ -111,6 +118,11 @@ class Reloader:
         reason = next(
             (r for i in active if (r := i.restart_reason(order, list(batch))) is not None), None
         )
+        if reason is None:
+            marked = self._marked_for_restart(order, changed)
+            if marked:
+                verb = "sets" if len(marked) == 1 else "set"
+                reason = f"{', '.join(marked)} {verb} {RESTART_MARKER} = True"
         if reason is not None:
             if self.restart is not None:
                 self.restart(f"{reason} ({files})")
@@ -125,6 +137,7 @@ class Reloader:
             )
         failure = None
         count = 0
+        new_threads: dict[str, list[threading.Thread]] = {}
         try:
             new_app = None
 
@@ -134,8 +147,9 @@ class Reloader:
 
             for integration in active:
                 integration.before_execute(order)
+            threads_before = threading.active_count()
             try:
-                count = executor.run(self.engine, self.tracker, deleted, order, finish)
+                outcome = executor.run(self.engine, self.tracker, deleted, order, finish)
             except executor.ReloadFailed:
                 for integration in active:
                     integration.after_execute(order, False)
@@ -148,6 +162,9 @@ class Reloader:
                 self.server.set_app(new_app)
                 self.target.app = new_app
             self.tracker.sweep()
+            count = outcome.count
+            if threading.active_count() > threads_before:
+                new_threads = outcome.threads
         except executor.ReloadFailed as exc:
             failure = exc
         finally:
@@ -169,8 +186,48 @@ class Reloader:
             "" if held == 1 else "s",
             files,
         )
+        if new_threads:
+            self._warn_threads(new_threads)
         # The static pass re-parses only the edited files; off the loop, off the GIL.
         await self.loop.run_in_executor(None, self.engine.scan)
+
+    def _marked_for_restart(self, order: list[str], changed: list[str]) -> list[str]:
+        marked = []
+        for name in order:
+            module = sys.modules.get(name)
+            if module is None:
+                continue
+            if getattr(module, RESTART_MARKER, False) is True:
+                marked.append(name)
+            elif name in changed:
+                path = getattr(module.__spec__, "origin", None)
+                try:
+                    with open(path, "rb") as file:  # type: ignore[arg-type]
+                        if _MARKER_LINE.search(file.read()):
+                            marked.append(name)
+                except (OSError, TypeError):
+                    pass  # unreadable now: the re-execution reports it
+        return marked
+
+    @staticmethod
+    def _warn_threads(started: dict[str, list[threading.Thread]]) -> None:
+        running = {
+            name: alive
+            for name, threads in started.items()
+            if (alive := [t for t in threads if t.is_alive()])
+        }
+        if not running:
+            return  # started by something else than the modules' code
+        where = "; ".join(
+            f"{name}: {', '.join(repr(t.name) for t in threads)}"
+            for name, threads in running.items()
+        )
+        logger.warning(
+            "re-executed modules started threads that are still running (%s); every reload "
+            "starts another: stop the old one in a hmr_serve.on_dispose callback, or start it "
+            "once with hmr_serve.keep",
+            where,
+        )
 
     def _report(self, failure: executor.ReloadFailed) -> None:
         where = f" ({os.path.relpath(failure.path)})" if failure.path else ""

@@ -1,0 +1,35 @@
+"""Runs the reload benchmark, then the throughput benchmark; both update bench/RESULTS.md.
+
+.venv/bin/python bench/run.py            # full: ~9 min reload + ~5 min throughput
+.venv/bin/python bench/run.py --quick    # ~2 min + ~2 min, for checking that all works
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# Both are bench/ scripts; ruff's isort would file `reload` apart, as if it were the
+# project's hmr_serve.reload.
+import reload  # noqa: E402, I001
+import throughput  # noqa: E402
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="the scripts' --quick variants")
+    p.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
+    p.add_argument("--allow-debug-build", action="store_true", help="passed on to both scripts")
+    args = p.parse_args()
+    flags = {"--quick": args.quick, "--no-write": args.no_write,
+             "--allow-debug-build": args.allow_debug_build}  # fmt: skip
+    shared = [flag for flag, on in flags.items() if on]
+    reload.main(shared)
+    throughput.main(shared)
+
+
+if __name__ == "__main__":
+    main()

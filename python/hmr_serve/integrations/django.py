@@ -1,0 +1,401 @@
+"""Django: after a hot reload the server must answer what a fresh `runserver` process answers.
+
+Hot-reloaded: views, URLconfs, forms, template tags, context processors, middleware, admin
+modules, signal receivers, templates and `.mo` catalogs. Django keeps much of that in caches
+built on first use (URL resolvers, template engines and their loaders, the middleware chain, the
+admin registry), which hold the objects of the old code; the hooks below drop or rebuild them.
+
+Restart instead (a fresh process is the only faithful answer):
+- the settings module or anything it imports: settings are read once, into every subsystem;
+- models (`*.models` or any module defining a Model): the app registry refuses a second class
+  for a model, and relations, managers and migrations state are bound to the first one;
+- migrations (`*.migrations.*`): they describe the models;
+- an edited AppConfig module (`*.apps`): `ready()` ran once at start-up and will not run again.
+  An apps module that only imports the edited module (`from . import signals` in `ready()`)
+  is merely re-executed: that redefines its class and changes nothing else.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import weakref
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from hmr_serve.integrations import Integration
+
+_NOT_YOURS = ("django.", "hmr_serve.")
+
+
+def _origin(receiver: Any) -> str | None:
+    """The module that defined a signal receiver (function, bound method or callable)."""
+    target = receiver
+    while hasattr(target, "func") and not hasattr(target, "__code__"):  # functools.partial
+        target = target.func
+    target = getattr(target, "__func__", target)
+    module = getattr(target, "__module__", None)
+    if isinstance(module, str):
+        return module
+    return type(target).__module__
+
+
+def _caller_module() -> str | None:
+    """The first module outside Django on the stack: who called `admin.site.register` (also
+    through `@admin.register`)."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        name = frame.f_globals.get("__name__", "")
+        if not name.startswith(_NOT_YOURS):
+            return name
+        frame = frame.f_back
+    return None
+
+
+def _changed_modules(modules: Iterable[str], paths: list[str]) -> set[str]:
+    real = {os.path.realpath(p) for p in paths}
+    changed = set()
+    for name in modules:
+        file = getattr(sys.modules.get(name), "__file__", None)
+        if file and os.path.realpath(file) in real:
+            changed.add(name)
+    return changed
+
+
+class DjangoIntegration(Integration):
+    framework = "django"
+
+    def __init__(self) -> None:
+        # (site, model) -> the module that registered it, learned from every registration made
+        # after activation (the first ones happened while the app loaded, before we were here).
+        self._admin_origins: dict[tuple[Any, Any], str] = {}
+        self._closure: set[str] = set()
+        self._reloading = False
+        self._saved_registries: list[tuple[Any, dict[Any, Any]]] = []
+        self._saved_origins: dict[tuple[Any, Any], str] = {}
+        self._saved_receivers: list[tuple[Any, list[Any]]] = []
+        self._admin_wrapped = False
+        self._dropped: set[tuple[Any, Any]] = set()  # registrations before_execute removed
+
+    # -- restart -------------------------------------------------------------------------------
+
+    def restart_reason(self, modules: list[str], paths: list[str]) -> str | None:
+        from django.conf import settings
+
+        if not settings.configured:
+            return None
+        settings_module = getattr(settings, "SETTINGS_MODULE", None) or os.environ.get(
+            "DJANGO_SETTINGS_MODULE"
+        )
+        if settings_module in modules:
+            return f"{settings_module} changed: Django settings cannot be hot-reloaded"
+        model_modules = self._model_modules()
+        for name in modules:
+            if name in model_modules or name.endswith(".models") or ".models." in name:
+                return f"{name} changed: Django models cannot be hot-reloaded"
+            if ".migrations." in name or name.endswith(".migrations"):
+                return f"{name} changed: Django migrations cannot be hot-reloaded"
+        app_modules = self._app_config_modules()
+        for name in sorted(_changed_modules(modules, paths)):
+            if name in app_modules or name.endswith(".apps"):
+                return f"{name} changed: a Django AppConfig runs ready() only at start-up"
+        return None
+
+    @staticmethod
+    def _model_modules() -> set[str]:
+        from django.apps import apps
+
+        return {
+            model.__module__ for models in apps.all_models.values() for model in models.values()
+        }
+
+    @staticmethod
+    def _app_config_modules() -> set[str]:
+        from django.apps import apps
+
+        if not apps.ready:
+            return set()
+        return {type(config).__module__ for config in apps.get_app_configs()}
+
+    # -- around the re-execution ---------------------------------------------------------------
+
+    def before_execute(self, modules: list[str]) -> None:
+        from django.conf import settings
+
+        if not settings.configured:
+            return
+        if not self._admin_wrapped and "django.contrib.admin.sites" in sys.modules:
+            self._wrap_admin_register()
+        self._closure = set(modules)
+        self._reloading = True
+        self._unregister_admin()
+        self._disconnect_receivers()
+
+    def after_execute(self, modules: list[str], succeeded: bool) -> None:
+        if not self._reloading:
+            return  # Django was not configured: nothing was touched
+        self._reloading = False
+        if succeeded:
+            self._saved_registries = []
+            self._saved_origins = {}
+            self._saved_receivers = []
+            self._reload_middleware(modules)
+            self._reset_templates()
+            self._refresh_urls()
+            return
+        # Rolled back: the old code is back, so is everything it had registered and connected.
+        for registry, saved in self._saved_registries:
+            registry.clear()
+            registry.update(saved)
+        self._admin_origins = self._saved_origins
+        for signal, receivers in self._saved_receivers:
+            with signal.lock:
+                signal.receivers[:] = receivers
+                signal.sender_receivers_cache.clear()
+        self._saved_registries = []
+        self._saved_receivers = []
+
+    # -- admin ---------------------------------------------------------------------------------
+
+    def _wrap_admin_register(self) -> None:
+        # Only once the app has loaded the admin: importing it uninvited would define its models
+        # in a project that does not install it.
+        from django.contrib.admin.sites import AdminSite
+        from django.db.models.base import ModelBase
+
+        self._admin_wrapped = True
+        original = AdminSite.register
+        if getattr(original, "_hmr_serve", False):
+            return
+        integration = weakref.ref(self)
+
+        def as_models(model_or_iterable: Any) -> list[Any]:
+            if isinstance(model_or_iterable, ModelBase):
+                return [model_or_iterable]
+            return list(model_or_iterable)
+
+        def register(site: Any, model_or_iterable: Any, admin_class: Any = None, **options: Any):
+            this = integration()
+            if this is None:
+                return original(site, model_or_iterable, admin_class, **options)
+            caller = _caller_module()
+            models = as_models(model_or_iterable)
+            if this._reloading and caller in this._closure:
+                for model in models:
+                    # Registered before we could see by whom; a module now re-running registers
+                    # it again, so that module was the one: replace, as a fresh process would.
+                    if site.is_registered(model) and (site, model) not in this._admin_origins:
+                        del site._registry[model]
+            try:
+                return original(site, models, admin_class, **options)
+            finally:
+                if caller is not None:
+                    for model in models:
+                        if site.is_registered(model):
+                            this._admin_origins.setdefault((site, model), caller)
+
+        def unregister(site: Any, model_or_iterable: Any) -> None:
+            this = integration()
+            models = as_models(model_or_iterable)
+            if this is not None and this._reloading and _caller_module() in this._closure:
+                # `admin.site.unregister(User)` before registering its own UserAdmin: the
+                # registration it removes in a fresh process is the default one, which this
+                # module's own (dropped before it re-ran) had replaced. Already gone, then.
+                models = [
+                    model
+                    for model in models
+                    if site.is_registered(model) or (site, model) not in this._dropped
+                ]
+            original_unregister(site, models)
+            if this is not None:
+                for model in models:
+                    this._admin_origins.pop((site, model), None)
+
+        register._hmr_serve = True  # type: ignore[attr-defined]
+        original_unregister = AdminSite.unregister
+        AdminSite.register = register  # type: ignore[method-assign]
+        AdminSite.unregister = unregister  # type: ignore[method-assign]
+
+    @staticmethod
+    def _sites() -> list[Any]:
+        if "django.contrib.admin" not in sys.modules:
+            return []
+        from django.contrib.admin.sites import all_sites
+
+        return list(all_sites)
+
+    def _guess_origin(self, site: Any, model: Any, model_admin: Any) -> str | None:
+        known = self._admin_origins.get((site, model))
+        if known is not None:
+            return known
+        module = type(model_admin).__module__
+        if not module.startswith(_NOT_YOURS):
+            return module  # a ModelAdmin subclass lives where it was registered, as a rule
+        # `admin.site.register(Model)` from the app's admin module, which autodiscover imports.
+        config = getattr(model._meta, "app_config", None)
+        return f"{config.name}.admin" if config is not None else None
+
+    def _unregister_admin(self) -> None:
+        self._dropped = set()
+        self._saved_origins = dict(self._admin_origins)
+        self._saved_registries = []
+        for site in self._sites():
+            registry = site._registry
+            self._saved_registries.append((registry, dict(registry)))
+            for model, model_admin in list(registry.items()):
+                if self._guess_origin(site, model, model_admin) in self._closure:
+                    del registry[model]
+                    self._admin_origins.pop((site, model), None)
+                    self._dropped.add((site, model))
+
+    # -- signals -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _signals() -> list[Any]:
+        """Every Signal held by a module: Django's own (model, request, auth...) and the app's."""
+        from django.dispatch import Signal
+
+        found: dict[int, Any] = {}
+        for module in list(sys.modules.values()):
+            namespace = getattr(module, "__dict__", None)
+            if not isinstance(namespace, dict):
+                continue
+            for value in list(namespace.values()):
+                # type(), not isinstance(): that would evaluate every lazy object it meets.
+                if issubclass(type(value), Signal):
+                    found[id(value)] = value
+        return list(found.values())
+
+    def _disconnect_receivers(self) -> None:
+        """Receivers defined by re-running modules leave their signal: the new code connects its
+        own, and one connected with a `dispatch_uid` would otherwise keep the old function."""
+        self._saved_receivers = []
+        for signal in self._signals():
+            with signal.lock:
+                kept = []
+                for entry in signal.receivers:
+                    receiver = entry[1]
+                    if isinstance(receiver, weakref.ReferenceType):
+                        receiver = receiver()
+                    if receiver is not None and _origin(receiver) in self._closure:
+                        continue
+                    kept.append(entry)
+                if len(kept) != len(signal.receivers):
+                    self._saved_receivers.append((signal, list(signal.receivers)))
+                    signal.receivers[:] = kept
+                    signal.sender_receivers_cache.clear()
+
+    # -- caches built from the old code ---------------------------------------------------------
+
+    @staticmethod
+    def _reload_middleware(modules: list[str]) -> None:
+        """Handlers instantiate the middleware classes once; rebuild the chain when a middleware
+        module re-ran (they are imported by dotted path, so nothing else re-runs with them)."""
+        from django.conf import settings
+
+        middleware_modules = {path.rpartition(".")[0] for path in settings.MIDDLEWARE}
+        if middleware_modules.isdisjoint(modules):
+            return
+        from django.core.handlers.asgi import ASGIHandler
+        from django.core.handlers.base import BaseHandler
+
+        for obj in gc.get_objects():
+            # type(), not isinstance(): isinstance() asks a lazy object (request.user) for its
+            # __class__, which evaluates it.
+            if issubclass(type(obj), BaseHandler) and obj._middleware_chain is not None:
+                obj.load_middleware(is_async=isinstance(obj, ASGIHandler))
+
+    @staticmethod
+    def _reset_templates() -> None:
+        """Engines hold the template tag libraries and context processors of the old code, and
+        their cached loaders hold templates compiled against them: start over, as Django's own
+        `reset_template_engines` does when TEMPLATES changes in tests."""
+        if "django.template" not in sys.modules:
+            return
+        from django.forms.renderers import get_default_renderer
+        from django.template import engines
+        from django.template.engine import Engine
+
+        engines.__dict__.pop("templates", None)
+        engines._templates = None
+        engines._engines = {}
+        Engine.get_default.cache_clear()
+        get_default_renderer.cache_clear()
+
+    def _refresh_urls(self) -> None:
+        """URL resolvers cache their patterns, and an `include()` inside a URLconf that did not
+        re-run still holds the patterns of the one that did: forget them all, and rebuild the
+        admin's patterns from its (possibly changed) registry."""
+        from django.conf import settings
+        from django.conf.urls.i18n import is_language_prefix_patterns_used
+        from django.urls import URLResolver, clear_url_caches, set_urlconf
+
+        sites = {}
+        for site in self._sites():
+            sites.setdefault(site.name, []).append(site)
+        seen: set[int] = set()
+
+        def walk(patterns: Any) -> None:
+            for pattern in patterns:
+                if not isinstance(pattern, URLResolver) or id(pattern) in seen:
+                    continue
+                seen.add(id(pattern))
+                same_name = sites.get(pattern.namespace, [])
+                if pattern.app_name == "admin" and len(same_name) == 1:
+                    pattern.urlconf_name = same_name[0].get_urls()
+                pattern.__dict__.pop("url_patterns", None)
+                pattern.__dict__.pop("urlconf_module", None)
+                pattern._reverse_dict = {}
+                pattern._namespace_dict = {}
+                pattern._app_dict = {}
+                pattern._callback_strs = set()
+                pattern._populated = False
+                try:
+                    children = pattern.url_patterns
+                except Exception:
+                    continue  # a broken URLconf fails on the request, as in a fresh process
+                walk(children)
+
+        root = sys.modules.get(getattr(settings, "ROOT_URLCONF", "") or "")
+        if root is not None:
+            walk(getattr(root, "urlpatterns", ()))
+        clear_url_caches()
+        is_language_prefix_patterns_used.cache_clear()
+        set_urlconf(None)
+
+    # -- files that are not modules ------------------------------------------------------------
+
+    def files_changed(self, paths: list[str]) -> bool:
+        from django.conf import settings
+
+        if not settings.configured:
+            return False
+        from django.template.autoreload import template_changed
+        from django.utils.translation.reloader import translation_file_changed
+
+        handled = False
+        for path in paths:
+            for candidate in {Path(path), Path(os.path.realpath(path))}:
+                # Django's own autoreloader receivers: reset the template loaders when a file
+                # under a template directory changes, drop the translation caches for a `.mo`.
+                if translation_file_changed(None, candidate) or template_changed(None, candidate):
+                    handled = True
+                    break
+        return handled
+
+    def watch_patterns(self) -> list[str]:
+        patterns = ["**/templates/**", "*.mo"]
+        try:
+            from django.template.autoreload import get_template_directories
+
+            names = {directory.name for directory in get_template_directories()}
+        except Exception:  # settings not usable yet: the default names still apply
+            names = set()
+        patterns += [f"**/{name}/**" for name in sorted(names) if name and name != "templates"]
+        return patterns
+
+
+def integration() -> Integration:
+    return DjangoIntegration()

@@ -1,0 +1,391 @@
+"""Hot reload of a Flask app built by a factory (`--factory shop:create_app`) from blueprints
+and Jinja templates: after every edit the server must answer what a fresh process answers (the
+oracle: the app's test client in a new interpreter), while a steady client sees no failure."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import Server, ServerPool, server_env
+
+FILES = {
+    "shop/__init__.py": """
+        from flask import Flask
+
+        def create_app():
+            app = Flask(__name__)
+            from shop import admin_views  # noqa: F401 - puts its routes on admin_bp
+            from shop.api import api_bp
+            from shop.bp_admin import admin_bp
+            from shop.main import bp as main_bp
+
+            app.register_blueprint(main_bp)
+            app.register_blueprint(api_bp, url_prefix="/api")
+            app.register_blueprint(admin_bp, url_prefix="/admin")
+            return app
+    """,
+    "shop/main.py": """
+        from flask import Blueprint, render_template
+
+        bp = Blueprint("main", __name__)
+
+        TITLE = "title-v1"
+
+        @bp.route("/")
+        def index():
+            return render_template("index.html", title=TITLE)
+    """,
+    "shop/api.py": """
+        from flask import Blueprint
+
+        api_bp = Blueprint("api", __name__)
+        items_bp = Blueprint("items", __name__)
+
+        @items_bp.get("/")
+        def items():
+            return {"items": ["a"]}
+
+        api_bp.register_blueprint(items_bp, url_prefix="/items")
+
+        @api_bp.get("/version")
+        def version():
+            return {"version": 1}
+    """,
+    # A blueprint in a module no edit touches, decorated by a module that edits re-run.
+    "shop/bp_admin.py": """
+        from flask import Blueprint
+
+        admin_bp = Blueprint("admin", __name__)
+    """,
+    "shop/admin_views.py": """
+        from flask import g
+
+        from shop.bp_admin import admin_bp
+
+        @admin_bp.before_request
+        def stamp():
+            g.stamp = "stamp-v1"
+
+        @admin_bp.get("/")
+        def dashboard():
+            return {"admin": "v1", "stamp": g.stamp}
+    """,
+    "shop/templates/index.html": "<h1>{{ title }}</h1><p>template-v1</p>\n",
+    "shop/templates/base.html": "<footer>base-v1</footer>\n",
+}
+
+ORACLE = textwrap.dedent(
+    """
+    import json, sys
+    sys.path.insert(0, ".")
+    from shop import create_app
+    client = create_app().test_client()
+    out = {}
+    for path in json.loads(sys.argv[1]):
+        response = client.get(path)
+        out[path] = [response.status_code, response.get_data(as_text=True)]
+    print(json.dumps(out))
+    """
+)
+
+PATHS = ["/", "/api/items/", "/api/version", "/admin/", "/admin/new"]
+
+
+def write(root: Path, rel: str, text: str) -> None:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip("\n"))
+
+
+def edit(root: Path, rel: str, old: str, new: str) -> None:
+    path = root / rel
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {rel}"
+    path.write_text(text.replace(old, new))
+
+
+def oracle(root: Path, paths: list[str]) -> dict[str, list]:
+    out = subprocess.run(
+        [sys.executable, "-c", ORACLE, json.dumps(paths)],
+        cwd=root,
+        env=server_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+class Background:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.sent = 0
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=30, trust_env=False) as client:
+            while not self._stop.is_set():
+                try:
+                    response = client.get("/")
+                    if response.status_code != 200:
+                        self.failures.append(f"status {response.status_code}")
+                except httpx.HTTPError as exc:
+                    self.failures.append(repr(exc))
+                self.sent += 1
+                time.sleep(0.005)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory):
+    root = tmp_path_factory.mktemp("flask-shop")
+    for rel, text in FILES.items():
+        write(root, rel, text)
+    pool = ServerPool()
+    try:
+        server = pool("shop:create_app", "--factory", "--port", "0", "--no-access-log", cwd=root)
+        background = Background(server.url)
+        yield root, server, background
+        background.stop()
+    finally:
+        pool.close()
+
+
+def settle(root: Path, server: Server, paths: list[str] = PATHS, timeout: float = 15.0) -> dict:
+    expected = oracle(root, paths)
+    deadline = time.monotonic() + timeout
+    got = None
+    with server.client() as client:
+        while time.monotonic() < deadline:
+            got = {}
+            for path in paths:
+                response = client.get(path)
+                got[path] = [response.status_code, response.text]
+            if got == expected:
+                return got
+            time.sleep(0.03)
+    raise AssertionError(f"server answers {got}, a fresh process {expected}\n{server.output}")
+
+
+def reloads(server: Server) -> int:
+    return server.count_lines(r"reloaded \d+ modules?")
+
+
+def test_initial_response_matches_a_fresh_process(session):
+    root, server, _ = session
+    got = settle(root, server)
+    assert got["/"] == [200, "<h1>title-v1</h1><p>template-v1</p>"]
+    assert got["/admin/new"][0] == 404
+
+
+def test_blueprint_module_edit(session):
+    root, server, _ = session
+    edit(root, "shop/api.py", '"version": 1', '"version": 2')
+    edit(root, "shop/api.py", '["a"]', '["a", "b"]')
+    got = settle(root, server)
+    assert json.loads(got["/api/version"][1]) == {"version": 2}
+
+
+def test_module_decorating_a_blueprint_it_imports(session):
+    # admin_bp lives in a module that does not re-run and is already registered: Flask would
+    # refuse the new decorators ("setup method") and keep the old view beside the new one.
+    root, server, _ = session
+    edit(root, "shop/admin_views.py", '"admin": "v1"', '"admin": "v2"')
+    edit(root, "shop/admin_views.py", '"stamp-v1"', '"stamp-v2"')
+    edit(
+        root,
+        "shop/admin_views.py",
+        '@admin_bp.get("/")',
+        '@admin_bp.get("/new")\ndef new():\n    return {"new": g.stamp}\n\n@admin_bp.get("/")',
+    )
+    got = settle(root, server)
+    assert json.loads(got["/admin/"][1]) == {"admin": "v2", "stamp": "stamp-v2"}
+    assert json.loads(got["/admin/new"][1]) == {"new": "stamp-v2"}
+    # A route removed from the source is gone, as in a fresh process.
+    edit(root, "shop/admin_views.py", '@admin_bp.get("/new")', "")
+    edit(root, "shop/admin_views.py", "def new():", "def new_gone():")
+    got = settle(root, server)
+    assert got["/admin/new"][0] == 404
+
+
+def test_blueprint_module_with_the_template_view(session):
+    root, server, _ = session
+    edit(root, "shop/main.py", "title-v1", "title-v2")
+    got = settle(root, server)
+    assert got["/"] == [200, "<h1>title-v2</h1><p>template-v1</p>"]
+
+
+def test_template_edit_without_module_reload(session):
+    root, server, _ = session
+    settle(root, server, ["/"])
+    before = reloads(server)
+    write(root, "shop/templates/index.html", '{% include "base.html" %}<h1>{{ title }}</h1>\n')
+    got = settle(root, server, ["/"])
+    assert "base-v1" in got["/"][1]
+    write(root, "shop/templates/base.html", "<footer>base-v2</footer>\n")
+    got = settle(root, server, ["/"])
+    assert "base-v2" in got["/"][1]
+    assert reloads(server) == before, server.output
+
+
+def test_factory_edit(session):
+    root, server, _ = session
+    edit(root, "shop/__init__.py", 'url_prefix="/api"', 'url_prefix="/api/v2"')
+    got = settle(root, server, [*PATHS, "/api/v2/version"])
+    assert got["/api/v2/version"][0] == 200 and got["/api/version"][0] == 404
+    edit(root, "shop/__init__.py", 'url_prefix="/api/v2"', 'url_prefix="/api"')
+    settle(root, server)
+
+
+def test_no_request_failed_and_no_reload_failed(session):
+    _, server, background = session
+    time.sleep(0.2)
+    assert background.sent > 50
+    assert background.failures == []
+    assert server.count_lines("reload failed") == 0, server.output
+    assert "setup method" not in server.output, server.output
+    assert "already registered" not in server.output
+
+
+MEGA_TUTORIAL = {
+    "blog/__init__.py": """
+        from flask import Flask
+
+        def create_app():
+            app = Flask(__name__)
+            from blog.main import bp
+
+            app.register_blueprint(bp)
+            return app
+    """,
+    # The package makes the blueprint, then imports the routes module, which imports the
+    # blueprint back from the half-initialised package (the Flask Mega-Tutorial's layout).
+    "blog/main/__init__.py": """
+        from flask import Blueprint
+
+        bp = Blueprint("main", __name__)
+
+        from blog.main import routes  # noqa: E402,F401
+    """,
+    "blog/main/routes.py": """
+        from blog.main import bp
+
+        @bp.route("/")
+        def index():
+            return "routes-v1"
+    """,
+}
+
+
+@pytest.mark.xfail(
+    reason="the executor re-runs an import cycle in the order its modules finished importing: "
+    "routes.py re-runs before the package makes the new blueprint, so its routes land on the "
+    "old one; a fresh process runs routes.py in the middle of the package",
+    strict=False,
+)
+def test_routes_module_imported_by_its_blueprint_package(tmp_path, start_server):
+    for rel, text in MEGA_TUTORIAL.items():
+        write(tmp_path, rel, text)
+    server = start_server("blog:create_app", "--factory", "--port", "0", cwd=tmp_path)
+    with server.client() as client:
+        assert client.get("/").text == "routes-v1"
+        edit(tmp_path, "blog/main/routes.py", "routes-v1", "routes-v2")
+        deadline = time.monotonic() + 10
+        while client.get("/").text != "routes-v2":
+            assert time.monotonic() < deadline, server.output
+            time.sleep(0.03)
+    assert server.count_lines("reload failed") == 0, server.output
+
+
+GLOBAL_APP = {
+    "web/__init__.py": "",
+    "web/app.py": """
+        from flask import Flask
+
+        app = Flask(__name__)
+
+        @app.get("/health")
+        def health():
+            return "ok"
+    """,
+    "web/views.py": """
+        from web.app import app
+
+        @app.get("/")
+        def index():
+            return "index-v1"
+
+        @app.get("/old")
+        def old():
+            return "old"
+
+        @app.errorhandler(404)
+        def missing(error):
+            return "missing-v1", 404
+    """,
+    "web/main.py": """
+        from web import views  # noqa: F401 - routes onto the app
+        from web.app import app
+    """,
+}
+
+
+def test_module_decorating_an_app_that_served_already(tmp_path, start_server):
+    # The app object outlives the reload (web.app does not re-run), has served requests, and
+    # the re-running views module decorates it again.
+    for rel, text in GLOBAL_APP.items():
+        write(tmp_path, rel, text)
+    server = start_server("web.main:app", "--port", "0", cwd=tmp_path)
+    paths = ["/", "/old", "/health", "/nothing"]
+    oracle_script = ORACLE.replace("from shop import create_app", "from web.main import app")
+    oracle_script = oracle_script.replace("create_app().test_client()", "app.test_client()")
+
+    def expected() -> dict:
+        out = subprocess.run(
+            [sys.executable, "-c", oracle_script, json.dumps(paths)],
+            cwd=tmp_path,
+            env=server_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return json.loads(out.stdout)
+
+    def served() -> dict:
+        with server.client() as client:
+            return {p: [(r := client.get(p)).status_code, r.text] for p in paths}
+
+    def settled() -> dict:
+        want = expected()
+        deadline = time.monotonic() + 10
+        while (got := served()) != want:
+            assert time.monotonic() < deadline, f"{got} != {want}\n{server.output}"
+            time.sleep(0.03)
+        return got
+
+    assert settled()["/old"] == [200, "old"]
+    views = (tmp_path / "web" / "views.py").read_text()
+    views = views.replace("index-v1", "index-v2").replace("missing-v1", "missing-v2")
+    views = views.replace('@app.get("/old")\ndef old():\n    return "old"\n', "")
+    (tmp_path / "web" / "views.py").write_text(views)
+    got = settled()
+    assert got["/"] == [200, "index-v2"]
+    assert got["/old"] == [404, "missing-v2"]
+    assert got["/health"] == [200, "ok"]
+    assert server.count_lines("reload failed") == 0, server.output

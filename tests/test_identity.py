@@ -1,0 +1,536 @@
+"""Identity across hot reloads: a real server on a generated FastAPI app, real edits. Objects
+made before a reload (instances, enum members, functions stored by unchanged modules) must run
+the new code afterwards, so after every edit the server answers what a fresh process answers.
+
+`pkg/store.py` and `pkg/registry.py` import nothing of the app, so editing the other modules
+never re-executes them: what they hold was made by the previous execution, as in a real app's
+caches, route tables and plugin registries.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from conftest import Server, ServerPool, server_env
+from test_reload import Background
+
+ORACLE = textwrap.dedent(
+    """
+    import asyncio, json, sys
+    sys.path.insert(0, ".")
+    from pkg.main import app
+    async def main():
+        status, body = [], []
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+        async def send(message):
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+            elif message["type"] == "http.response.body":
+                body.append(message.get("body", b""))
+        scope = {"type": "http", "method": "GET", "path": sys.argv[1], "raw_path": b"/",
+                 "query_string": b"", "headers": [], "root_path": "", "scheme": "http",
+                 "server": ("testserver", 80), "client": ("127.0.0.1", 1),
+                 "http_version": "1.1", "asgi": {"version": "3.0"}}
+        await app(scope, receive, send)
+        print(json.dumps({"status": status[0], "body": json.loads(b"".join(body))}))
+    asyncio.run(main())
+    """
+)
+
+FILES = {
+    "pkg/__init__.py": "",
+    "pkg/store.py": """
+        ITEMS = {}
+        ROUTES = {}
+    """,
+    "pkg/registry.py": """
+        REGISTRY = {}
+
+        def register(func):
+            # Like Flask's endpoint check: another object under a taken name is a mistake.
+            existing = REGISTRY.get(func.__name__)
+            if existing is not None and existing is not func:
+                raise ValueError(f"plugin {func.__name__} registered twice")
+            REGISTRY[func.__name__] = func
+            return func
+    """,
+    "pkg/models.py": """
+        import dataclasses
+        import enum
+
+        from pydantic import BaseModel
+
+        from pkg import store
+
+        class Greeter:
+            def __init__(self, name):
+                self.name = name
+
+            def greet(self):
+                return f"hello {self.name} v1"
+
+        class Color(enum.Enum):
+            RED = "red"
+            BLUE = "blue"
+
+            def describe(self):
+                return f"{self.value} v1"
+
+        class Item(BaseModel):
+            name: str
+            price: float
+
+            def label(self):
+                return f"{self.name} v1"
+
+        class Cart(BaseModel):
+            items: list[Item]
+
+        @dataclasses.dataclass
+        class Point:
+            x: int
+            y: int = 0
+
+        # Made once, by the first execution: later executions find them in the store.
+        store.ITEMS.setdefault("greeter", Greeter("ada"))
+        store.ITEMS.setdefault("color", Color.RED)
+        store.ITEMS.setdefault("item", Item(name="widget", price=2.5))
+        store.ITEMS.setdefault("point", Point(1, 2))
+    """,
+    "pkg/handlers.py": """
+        from pkg import store
+
+        def shout():
+            return "shout v1"
+
+        store.ROUTES.setdefault("shout", shout)
+    """,
+    "pkg/plugins.py": """
+        from pkg.registry import register
+
+        @register
+        def alpha():
+            return "alpha v1"
+
+        @register
+        def beta():
+            return "beta v1"
+    """,
+    "pkg/main.py": """
+        import dataclasses
+
+        from fastapi import FastAPI
+
+        from pkg import handlers, models, plugins, registry, store
+
+        app = FastAPI()
+
+        @app.get("/")
+        def summary():
+            greeter = store.ITEMS["greeter"]
+            color = store.ITEMS["color"]
+            return {
+                "greet": greeter.greet(),
+                "greeter_isinstance": isinstance(greeter, models.Greeter),
+                "color_is_red": color is models.Color.RED,
+                "color_equals_red": color == models.Color.RED,
+                "color_in_enum": color in models.Color,
+                "describe": color.describe(),
+                "route": store.ROUTES["shout"](),
+                "plugins": {name: func() for name, func in registry.REGISTRY.items()},
+                "point_fields": [f.name for f in dataclasses.fields(models.Point)],
+                "new_point": repr(models.Point(3)),
+            }
+
+        @app.get("/item")
+        def item() -> models.Item:
+            # Response validation: the instance must be an instance of the current class.
+            return store.ITEMS["item"]
+
+        @app.get("/kind")
+        def kind():
+            return {"kind": "sync"}
+
+        @app.get("/cart")
+        def cart() -> dict:
+            made = models.Cart(items=[store.ITEMS["item"]])
+            return {"labels": [i.label() for i in made.items], "total": made.items[0].price}
+    """,
+}
+
+PATHS = ("/", "/item", "/cart", "/kind")
+
+
+def write(root: Path, rel: str, text: str) -> None:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip("\n"))
+
+
+def edit(root: Path, rel: str, old: str, new: str) -> None:
+    path = root / rel
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {rel}"
+    path.write_text(text.replace(old, new))
+
+
+def oracle(root: Path, path: str) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-c", ORACLE, path],
+        cwd=root,
+        env=server_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(out.stdout)
+
+
+def current(server: Server, path: str) -> dict:
+    with server.client() as client:
+        response = client.get(path)
+        return {"status": response.status_code, "body": response.json()}
+
+
+def settle(root: Path, server: Server, timeout: float = 20.0) -> dict[str, dict]:
+    """Polls until every path answers what a fresh process answers for the files as they are."""
+    expected = {path: oracle(root, path) for path in PATHS}
+    deadline = time.monotonic() + timeout
+    got: dict[str, dict] = {}
+    while time.monotonic() < deadline:
+        got = {path: current(server, path) for path in PATHS}
+        if got == expected:
+            return got
+        time.sleep(0.05)
+    raise AssertionError(f"server answers {got}\nfresh process {expected}\n{server.output}")
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory):
+    root = tmp_path_factory.mktemp("identity-app")
+    for rel, text in FILES.items():
+        write(root, rel, text)
+    pool = ServerPool()
+    server = pool("pkg.main:app", "--port", "0", "--no-access-log", cwd=root)
+    background = Background(server.url)
+    yield root, server, background
+    background.stop()
+    pool.close()
+
+
+def test_initial_answers_match_a_fresh_process(session):
+    root, server, _ = session
+    got = settle(root, server)
+    assert got["/"]["body"]["greet"] == "hello ada v1"
+    assert got["/item"] == {"status": 200, "body": {"name": "widget", "price": 2.5}}
+
+
+def test_instance_made_before_the_reload_runs_the_new_method(session):
+    root, server, _ = session
+    edit(root, "pkg/models.py", 'f"hello {self.name} v1"', 'f"hello {self.name} v2"')
+    body = settle(root, server)["/"]["body"]
+    assert body["greet"] == "hello ada v2"
+    assert body["greeter_isinstance"] is True
+
+
+def test_enum_members_stay_identical(session):
+    root, server, _ = session
+    edit(root, "pkg/models.py", 'f"{self.value} v1"', 'f"{self.value} v2"')
+    body = settle(root, server)["/"]["body"]
+    assert body["describe"] == "red v2"
+    assert body["color_is_red"] is True and body["color_equals_red"] is True
+    assert body["color_in_enum"] is True
+
+
+def test_pydantic_instance_still_validates_after_a_method_edit(session):
+    root, server, _ = session
+    edit(root, "pkg/models.py", 'f"{self.name} v1"', 'f"{self.name} v2"')
+    got = settle(root, server)
+    assert got["/item"] == {"status": 200, "body": {"name": "widget", "price": 2.5}}
+    assert got["/cart"]["body"] == {"labels": ["widget v2"], "total": 2.5}
+
+
+def test_function_in_a_route_table_of_an_unchanged_module_runs_the_new_code(session):
+    root, server, _ = session
+    edit(root, "pkg/handlers.py", '"shout v1"', '"shout v2"')
+    assert settle(root, server)["/"]["body"]["route"] == "shout v2"
+
+
+def test_plugin_registry_has_one_entry_per_name_with_the_new_code(session):
+    root, server, _ = session
+    failures = server.count_lines("reload failed")
+    edit(root, "pkg/plugins.py", '"alpha v1"', '"alpha v2"')
+    body = settle(root, server)["/"]["body"]
+    assert body["plugins"] == {"alpha": "alpha v2", "beta": "beta v1"}
+    assert server.count_lines("reload failed") == failures
+
+
+def test_dataclass_with_changed_fields_is_a_new_class(session):
+    root, server, _ = session
+    edit(root, "pkg/models.py", "    y: int = 0\n", "    y: int = 0\n    z: int = 7\n")
+    body = settle(root, server)["/"]["body"]
+    assert body["point_fields"] == ["x", "y", "z"]
+    assert body["new_point"] == "Point(x=3, y=0, z=7)"
+
+
+def test_sync_route_becoming_async_is_awaited(session):
+    # FastAPI caches by function object whether a route is a coroutine function.
+    root, server, _ = session
+    edit(
+        root,
+        "pkg/main.py",
+        'def kind():\n    return {"kind": "sync"}',
+        'async def kind():\n    return {"kind": "async"}',
+    )
+    assert settle(root, server)["/kind"] == {"status": 200, "body": {"kind": "async"}}
+
+
+def test_a_later_method_edit_still_reaches_old_instances(session):
+    root, server, _ = session
+    edit(root, "pkg/models.py", 'f"hello {self.name} v2"', 'f"hello {self.name} v3"')
+    assert settle(root, server)["/"]["body"]["greet"] == "hello ada v3"
+
+
+def test_no_request_failed_during_the_reloads(session):
+    _, server, background = session
+    time.sleep(0.2)
+    assert background.sent > 50
+    assert background.failures == []
+    assert server.count_lines("reload failed") == 0
+    assert server.count_lines(r"reloaded \d+ modules?") >= 8
+
+
+# -- in process: the executor and identity module directly -----------------------------------
+
+
+class _Engine:
+    """The parts of the Rust reload engine the executor calls."""
+
+    def take_edges(self, name):
+        return []
+
+    def set_edges(self, name, edges):
+        pass
+
+    def record_source(self, path, source):
+        pass
+
+    def remove_module(self, name):
+        pass
+
+
+class _Tracker:
+    tracked: set[str] = set()
+
+    def forget(self, name):
+        pass
+
+
+@pytest.fixture
+def live(tmp_path, monkeypatch):
+    """Writes modules of a uniquely named package, imports them, re-executes them in place."""
+    package = f"idpkg_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / package).mkdir()
+    (tmp_path / package / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    class Live:
+        name = package
+
+        def write(self, module, text):
+            (tmp_path / package / f"{module}.py").write_text(textwrap.dedent(text).lstrip("\n"))
+
+        def load(self, module):
+            import importlib
+
+            return importlib.import_module(f"{package}.{module}")
+
+        def reload(self, *modules, finish=lambda: None):
+            from hmr_serve.reload import executor
+
+            names = [f"{package}.{m}" for m in modules]
+            return executor.run(_Engine(), _Tracker(), [], names, finish)
+
+    yield Live()
+    for name in [n for n in sys.modules if n == package or n.startswith(package + ".")]:
+        del sys.modules[name]
+
+
+CLASSY = """
+    import functools
+
+    class Base:
+        def hello(self):
+            return "base 1"
+
+    class User(Base):
+        kind = "kind 1"
+
+        def greet(self):
+            return "user 1 " + super().hello()
+
+        @classmethod
+        def make(cls):
+            return cls()
+
+        @property
+        def prop(self):
+            return "prop 1"
+
+    def wrap(func):
+        @functools.wraps(func)
+        def wrapper(*args):
+            return ("wrapped", func(*args))
+
+        return wrapper
+
+    @wrap
+    def decorated():
+        return "decorated 1"
+
+    def plain():
+        return "plain 1"
+
+    TABLE = {"plain": plain, "method": User.greet}
+"""
+
+
+def test_methods_functions_and_wrapped_functions_keep_their_identity(live):
+    live.write("m", CLASSY)
+    m = live.load("m")
+    user, user_cls, plain, wrapper, table = m.User(), m.User, m.plain, m.decorated, dict(m.TABLE)
+    live.write("m", CLASSY.replace(" 1", " 2").replace('kind = "kind 2"', ""))
+    assert live.reload("m").count == 1
+    assert m.User is user_cls and isinstance(user, m.User)
+    assert user.greet() == "user 2 base 2"  # super() still finds the (kept) class
+    assert user.prop == "prop 2" and not hasattr(m.User, "kind")  # removed attribute is gone
+    assert isinstance(m.User.make(), m.User)
+    assert m.plain is plain and table["plain"]() == "plain 2"
+    assert table["method"] is m.User.greet and table["method"](user) == "user 2 base 2"
+    assert wrapper() == ("wrapped", "decorated 2")  # the old wrapper calls the kept function
+    assert m.decorated.__wrapped__ is wrapper.__wrapped__
+
+
+def test_failed_reload_puts_every_old_object_back(live):
+    from hmr_serve.reload import executor
+
+    live.write("m", CLASSY)
+    m = live.load("m")
+    user, plain = m.User(), m.plain
+    live.write("m", CLASSY.replace(" 1", " 2"))
+    with pytest.raises(executor.ReloadFailed):
+        live.reload("m", finish=lambda: 1 / 0)
+    assert m.plain is plain and plain() == "plain 1"
+    assert user.greet() == "user 1 base 1" and user.prop == "prop 1" and m.User.kind == "kind 1"
+    live.reload("m")
+    assert plain() == "plain 2" and user.greet() == "user 2 base 2"
+
+
+def test_incompatible_shapes_get_the_new_class(live):
+    source = """
+        import enum
+
+        class Slotted:
+            __slots__ = ("a",)
+
+        class Color(enum.Enum):
+            RED = 1
+
+        class Annotated:
+            x: int
+    """
+    live.write("m", source)
+    m = live.load("m")
+    old = m.Slotted, m.Color, m.Annotated
+    live.write(
+        "m",
+        source.replace('("a",)', '("a", "b")').replace("RED = 1", "RED = 2").replace("int", "str"),
+    )
+    live.reload("m")
+    assert m.Slotted is not old[0] and m.Color is not old[1] and m.Annotated is not old[2]
+
+
+def test_init_subclass_registry_gets_the_new_class_consistently(live):
+    source = """
+        class Plugin:
+            registry = {}
+
+            def __init_subclass__(cls):
+                Plugin.registry[cls.__name__] = cls
+
+        class Alpha(Plugin):
+            def run(self):
+                return "alpha 1"
+    """
+    live.write("m", source)
+    m = live.load("m")
+    old_alpha = m.Alpha
+    live.write("m", source.replace("alpha 1", "alpha 2"))
+    live.reload("m")
+    # The class registered itself while being made: the name must be bound to that one.
+    assert m.Alpha is not old_alpha
+    assert m.Plugin.registry == {"Alpha": m.Alpha}
+    assert m.Alpha().run() == "alpha 2"
+
+
+def test_instrumentation_keeps_line_numbers(live):
+    import traceback
+
+    source = """
+        import functools
+
+        @functools.lru_cache
+        def cached(x):
+            return x
+
+        def boom():
+            raise ValueError("on line 8")
+
+        class K:
+            def method(self):
+                raise ValueError("on line 12")
+    """
+    live.write("m", source)
+    m = live.load("m")
+    live.write("m", source.replace("return x", "return x + 1"))
+    live.reload("m")
+    assert m.cached(1) == 2
+    assert m.cached.__wrapped__.__code__.co_firstlineno == 3
+    for call, line in ((m.boom, 8), (m.K().method, 12)):
+        with pytest.raises(ValueError) as info:
+            call()
+        assert traceback.extract_tb(info.tb)[-1].lineno == line
+
+
+def test_overloads_and_loop_definitions_are_left_alone():
+    import ast
+
+    from hmr_serve.reload import identity
+
+    tree = ast.parse(
+        textwrap.dedent(
+            """
+            from typing import overload
+            @overload
+            def f(x: int) -> int: ...
+            @overload
+            def f(x: str) -> str: ...
+            def f(x): return x
+            for i in range(3):
+                def g(): pass
+            if True:
+                def h(): pass
+            else:
+                class C: pass
+            """
+        )
+    )
+    assert identity.instrument(tree) == 2  # h and C
