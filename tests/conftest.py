@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -342,3 +343,72 @@ def raw_request(host: str, port: int, data: bytes, timeout: float = 10.0) -> byt
 @pytest.fixture
 def markers_file(tmp_path: Path) -> Path:
     return tmp_path / "markers.txt"
+
+
+# -- shared by the reload tests: edits, a steady background client, polling for an answer --------
+
+
+def write(root: Path, rel: str, text: str) -> None:
+    """Writes `text` (dedented, leading newline dropped) to `root/rel`, creating directories."""
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip("\n"))
+
+
+def edit(root: Path, rel: str, old: str, new: str) -> None:
+    path = root / rel
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {rel}"
+    path.write_text(text.replace(old, new))
+
+
+class Background:
+    """A steady client: every failed request (error or non-200) is counted."""
+
+    def __init__(self, url: str, path: str = "/", interval: float = 0.005) -> None:
+        self.url = url
+        self.path = path
+        self.interval = interval
+        self.sent = 0
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=30, trust_env=False) as client:
+            while not self._stop.is_set():
+                try:
+                    response = client.get(self.path)
+                    if response.status_code != 200:
+                        self.failures.append(f"status {response.status_code}")
+                except httpx.HTTPError as exc:
+                    self.failures.append(repr(exc))
+                self.sent += 1
+                time.sleep(self.interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+def poll_until(
+    fetch: Callable[[], object],
+    expected: object,
+    server: Server,
+    timeout: float = 15.0,
+    interval: float = 0.02,
+) -> object:
+    """Calls `fetch` until it returns `expected` (what a fresh process answers); returns it."""
+    deadline = time.monotonic() + timeout
+    got = None
+    while time.monotonic() < deadline:
+        got = fetch()
+        if got == expected:
+            return got
+        time.sleep(interval)
+    raise AssertionError(f"server answers {got}, a fresh process {expected}\n{server.output}")
+
+
+def reloads(server: Server) -> int:
+    return server.count_lines(r"reloaded \d+ modules?")

@@ -12,13 +12,11 @@ import struct
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 
-import httpx
 import pytest
-from conftest import EXAMPLES_DIR, Server, ServerPool, server_env
+from conftest import EXAMPLES_DIR, Background, Server, ServerPool, edit, server_env, write
 
 PASSWORD = "s3cret-pass-123"
 CSRF_INPUT_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
@@ -189,19 +187,6 @@ PATHS = [
 ]
 
 
-def write(root: Path, rel: str, text: str) -> None:
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text).lstrip("\n"))
-
-
-def edit(root: Path, rel: str, old: str, new: str) -> None:
-    path = root / rel
-    text = path.read_text()
-    assert old in text, f"{old!r} not in {rel}"
-    path.write_text(text.replace(old, new))
-
-
 def write_mo(path: Path, messages: dict[str, str]) -> None:
     """A GNU gettext catalog (what msgfmt makes), so the test needs no gettext tools."""
     catalog = {"": "Content-Type: text/plain; charset=UTF-8\n", **messages}
@@ -243,34 +228,6 @@ def oracle(root: Path, paths: list[str], host: str) -> dict[str, list]:
     return {
         path: [s, stamp, mask(body)] for path, (s, stamp, body) in json.loads(out.stdout).items()
     }
-
-
-class Background:
-    """A steady client on the polls page: every failed request (error or non-200) counts."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.sent = 0
-        self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=30, trust_env=False) as client:
-            while not self._stop.is_set():
-                try:
-                    response = client.get("/polls/")
-                    if response.status_code != 200:
-                        self.failures.append(f"status {response.status_code}")
-                except httpx.HTTPError as exc:
-                    self.failures.append(repr(exc))
-                self.sent += 1
-                time.sleep(0.01)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
 
 
 class Site:
@@ -361,7 +318,7 @@ def site(request, tmp_path_factory):
         server = pool(
             f"mysite.{request.param}:application", "--port", "0", "--no-access-log", cwd=root
         )
-        background = Background(server.url)
+        background = Background(server.url, "/polls/", interval=0.01)
         site = Site(root, server, background)
         yield site
         site.client.close()

@@ -8,13 +8,20 @@ import json
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 
-import httpx
 import pytest
-from conftest import Server, ServerPool, server_env
+from conftest import (
+    Background,
+    Server,
+    ServerPool,
+    edit,
+    poll_until,
+    reloads,
+    server_env,
+    write,
+)
 
 FILES = {
     "shop/__init__.py": """
@@ -99,19 +106,6 @@ ORACLE = textwrap.dedent(
 PATHS = ["/", "/api/items/", "/api/version", "/admin/", "/admin/new"]
 
 
-def write(root: Path, rel: str, text: str) -> None:
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text).lstrip("\n"))
-
-
-def edit(root: Path, rel: str, old: str, new: str) -> None:
-    path = root / rel
-    text = path.read_text()
-    assert old in text, f"{old!r} not in {rel}"
-    path.write_text(text.replace(old, new))
-
-
 def oracle(root: Path, paths: list[str]) -> dict[str, list]:
     out = subprocess.run(
         [sys.executable, "-c", ORACLE, json.dumps(paths)],
@@ -123,32 +117,6 @@ def oracle(root: Path, paths: list[str]) -> dict[str, list]:
     )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
-
-
-class Background:
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.sent = 0
-        self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=30, trust_env=False) as client:
-            while not self._stop.is_set():
-                try:
-                    response = client.get("/")
-                    if response.status_code != 200:
-                        self.failures.append(f"status {response.status_code}")
-                except httpx.HTTPError as exc:
-                    self.failures.append(repr(exc))
-                self.sent += 1
-                time.sleep(0.005)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
 
 
 @pytest.fixture(scope="module")
@@ -167,23 +135,12 @@ def session(tmp_path_factory):
 
 
 def settle(root: Path, server: Server, paths: list[str] = PATHS, timeout: float = 15.0) -> dict:
-    expected = oracle(root, paths)
-    deadline = time.monotonic() + timeout
-    got = None
     with server.client() as client:
-        while time.monotonic() < deadline:
-            got = {}
-            for path in paths:
-                response = client.get(path)
-                got[path] = [response.status_code, response.text]
-            if got == expected:
-                return got
-            time.sleep(0.03)
-    raise AssertionError(f"server answers {got}, a fresh process {expected}\n{server.output}")
 
+        def fetch() -> dict:
+            return {p: [(r := client.get(p)).status_code, r.text] for p in paths}
 
-def reloads(server: Server) -> int:
-    return server.count_lines(r"reloaded \d+ modules?")
+        return poll_until(fetch, oracle(root, paths), server, timeout, 0.03)
 
 
 def test_initial_response_matches_a_fresh_process(session):

@@ -8,13 +8,11 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 
-import httpx
 import pytest
-from conftest import Server, ServerPool, server_env
+from conftest import Background, Server, ServerPool, poll_until, reloads, server_env, write
 
 ORACLE = textwrap.dedent(
     """
@@ -103,12 +101,6 @@ FILES = {
 }
 
 
-def write(root: Path, rel: str, text: str) -> None:
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text).lstrip("\n"))
-
-
 def oracle(root: Path) -> dict:
     """What a fresh process answers for the files as they are now."""
     out = subprocess.run(
@@ -121,34 +113,6 @@ def oracle(root: Path) -> dict:
         check=True,
     )
     return json.loads(out.stdout)
-
-
-class Background:
-    """A steady client: every failed request (error or non-200) is counted."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.sent = 0
-        self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=30, trust_env=False) as client:
-            while not self._stop.is_set():
-                try:
-                    response = client.get("/")
-                    if response.status_code != 200:
-                        self.failures.append(f"status {response.status_code}")
-                except httpx.HTTPError as exc:
-                    self.failures.append(repr(exc))
-                self.sent += 1
-                time.sleep(0.005)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
 
 
 @pytest.fixture(scope="module")
@@ -180,19 +144,7 @@ def current(server: Server) -> dict:
 
 def settle(root: Path, server: Server, timeout: float = 15.0) -> dict:
     """Polls until the server answers what a fresh process answers; returns that answer."""
-    expected = oracle(root)
-    deadline = time.monotonic() + timeout
-    got = None
-    while time.monotonic() < deadline:
-        got = current(server)
-        if got == expected:
-            return got
-        time.sleep(0.02)
-    raise AssertionError(f"server answers {got}, a fresh process {expected}\n{server.output}")
-
-
-def reloads(server: Server) -> int:
-    return server.count_lines(r"reloaded \d+ modules?")
+    return poll_until(lambda: current(server), oracle(root), server, timeout)
 
 
 def test_initial_response_matches_a_fresh_process(session):

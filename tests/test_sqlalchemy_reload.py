@@ -10,13 +10,11 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 
-import httpx
 import pytest
-from conftest import Server, ServerPool, server_env
+from conftest import Background, Server, ServerPool, edit, poll_until, server_env, write
 
 pytest.importorskip("sqlalchemy")
 
@@ -123,19 +121,6 @@ ORACLE = textwrap.dedent(
 )
 
 
-def write(root: Path, rel: str, text: str) -> None:
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text).lstrip("\n"))
-
-
-def edit(root: Path, rel: str, old: str, new: str) -> None:
-    path = root / rel
-    text = path.read_text()
-    assert old in text, f"{old!r} not in {rel}"
-    path.write_text(text.replace(old, new))
-
-
 def oracle(root: Path, module: str = "inv.main") -> list:
     out = subprocess.run(
         [sys.executable, "-c", ORACLE.format(module=module)],
@@ -156,41 +141,7 @@ def current(server: Server) -> list:
 
 
 def settle(root: Path, server: Server, module: str = "inv.main", timeout: float = 15.0) -> dict:
-    expected = oracle(root, module)
-    deadline = time.monotonic() + timeout
-    got = None
-    while time.monotonic() < deadline:
-        got = current(server)
-        if got == expected:
-            return got[1]
-        time.sleep(0.03)
-    raise AssertionError(f"server answers {got}, a fresh process {expected}\n{server.output}")
-
-
-class Background:
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.sent = 0
-        self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=30, trust_env=False) as client:
-            while not self._stop.is_set():
-                try:
-                    response = client.get("/")
-                    if response.status_code != 200:
-                        self.failures.append(f"status {response.status_code}")
-                except httpx.HTTPError as exc:
-                    self.failures.append(repr(exc))
-                self.sent += 1
-                time.sleep(0.005)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
+    return poll_until(lambda: current(server), oracle(root, module), server, timeout, 0.03)[1]
 
 
 @pytest.fixture(scope="module")
