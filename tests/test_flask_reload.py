@@ -249,12 +249,6 @@ MEGA_TUTORIAL = {
 }
 
 
-@pytest.mark.xfail(
-    reason="the executor re-runs an import cycle in the order its modules finished importing: "
-    "routes.py re-runs before the package makes the new blueprint, so its routes land on the "
-    "old one; a fresh process runs routes.py in the middle of the package",
-    strict=False,
-)
 def test_routes_module_imported_by_its_blueprint_package(tmp_path, start_server):
     for rel, text in MEGA_TUTORIAL.items():
         write(tmp_path, rel, text)

@@ -106,6 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="on reload, wait this long for running requests (default: %(default)s)",
     )
     reload.add_argument(
+        "--reload-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help=(
+            "abandon (roll back) a reload whose modules run longer than this; 0: never "
+            "(default: %(default)s)"
+        ),
+    )
+    reload.add_argument(
         "--reload-strategy",
         choices=["hot", "restart"],
         default="hot",
@@ -164,6 +174,7 @@ def parse(argv: list[str] | None = None) -> Config:
         reload_includes=args.reload_include,
         reload_excludes=args.reload_exclude,
         reload_drain_timeout=args.reload_drain_timeout,
+        reload_timeout=args.reload_timeout,
         reload_strategy=args.reload_strategy,
         log_level=args.log_level,
         access_log=args.access_log,

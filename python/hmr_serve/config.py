@@ -35,6 +35,7 @@ class Config:
     reload_includes: list[str] = field(default_factory=list)
     reload_excludes: list[str] = field(default_factory=list)
     reload_drain_timeout: float = 1.0
+    reload_timeout: float = 10.0  # seconds a reload's modules may run; 0: no limit
     reload_strategy: str = "hot"  # "restart": every change to a loaded module restarts
     timeout_graceful_shutdown: float | None = 10.0
     wsgi_threads: int = 32

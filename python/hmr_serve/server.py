@@ -86,6 +86,7 @@ def run(config: Config) -> int:
     if config.reload:
         # Installed before the app is imported, so every first-party import is seen.
         tracker = ImportTracker(_core.ReloadEngine(), watch_roots(config))
+        tracker.on_first_import = integrations.module_executed
         tracker.install()
     session = _Session(launch, time.time())
     app: Any = None
@@ -145,6 +146,7 @@ def _start_reloading(
         loop,
         config.reload_drain_timeout,
         restart=request_restart,
+        timeout=config.reload_timeout,
     )
 
     def touched_modules(batch: list[tuple[str, str]]) -> list[str]:

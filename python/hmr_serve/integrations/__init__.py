@@ -1,10 +1,16 @@
 """Framework fix-ups around a reload. Each integration is used only once its framework has been
-imported by the app, so an app that never imports Django never loads the Django integration."""
+imported by the app, so an app that never imports Django never loads the Django integration.
+An app or library can add its own with `register()`. An exception inside a hook is logged with
+its traceback and that hook is skipped: the reload goes on (or rolls back) as without it."""
 
 from __future__ import annotations
 
 import importlib
 import sys
+from types import ModuleType
+from typing import Any
+
+from hmr_serve.logs import logger
 
 
 class Integration:
@@ -22,6 +28,11 @@ class Integration:
 
     def after_execute(self, modules: list[str], succeeded: bool) -> None:
         """Runs after the re-execution committed (`succeeded`) or rolled back."""
+
+    def module_executed(self, name: str, module: ModuleType) -> None:
+        """A first-party module finished running: its first import (from the first module
+        imported after the framework was) or a re-execution, so what it registers at start-up
+        can be told apart from what its re-execution will register again."""
 
     def app_replaced(self, old: object, new: object) -> None:
         """The reload rebuilt the app object: carry over what the old one held at run time."""
@@ -44,6 +55,13 @@ _KNOWN = (
     ("sqlalchemy", "hmr_serve.integrations.sqlalchemy"),
 )
 _active: dict[str, Integration] = {}
+_registered: list[Integration] = []
+
+
+def register(integration: Integration) -> None:
+    """Adds an integration of the app's own (for its own registries), active from now on."""
+    if integration not in _registered:
+        _registered.append(integration)
 
 
 def active() -> list[Integration]:
@@ -51,9 +69,37 @@ def active() -> list[Integration]:
         if framework in sys.modules and framework not in _active:
             try:
                 module = importlib.import_module(module_name)
-            except ModuleNotFoundError as exc:
-                if exc.name != module_name:
-                    raise
-                continue  # no integration written for it (yet)
-            _active[framework] = module.integration()
-    return list(_active.values())
+                _active[framework] = module.integration()
+            except Exception as exc:
+                # None written for it (yet), or a broken one (reported once): a no-op stands in.
+                if not (isinstance(exc, ModuleNotFoundError) and exc.name == module_name):
+                    _failed(module_name, "import", exc)
+                _active[framework] = Integration()
+    return [*_active.values(), *_registered]
+
+
+def _failed(name: str, hook: str, exc: BaseException) -> None:
+    logger.error("integration %s: %s raised; skipped", name, hook, exc_info=exc)
+
+
+def call(integration: Integration, hook: str, *args: Any) -> Any:
+    """`integration.<hook>(*args)`, or None (logged with its traceback) if it raises."""
+    try:
+        return getattr(integration, hook)(*args)
+    except Exception as exc:
+        _failed(type(integration).__name__, hook, exc)
+        return None
+
+
+def call_all(integrations: list[Integration], hook: str, *args: Any) -> list[Any]:
+    return [call(integration, hook, *args) for integration in integrations]
+
+
+def module_executed(name: str, module: ModuleType) -> None:
+    """The tracker's report of a first import."""
+    try:
+        current = active()
+    except Exception as exc:  # never break the app's own import
+        _failed("hmr_serve.integrations", "activation", exc)
+        return
+    call_all(current, "module_executed", name, module)

@@ -6,6 +6,12 @@ process. The module's top-level classes and functions keep their identity (reloa
 and its `hmr_serve.on_dispose` callbacks run first (hmr_serve/state.py). Every namespace is
 snapshotted first and every in-place update recorded, so a failing edit rolls back completely
 and the last good code keeps serving.
+
+The order is a fresh process's: modules run in the order they first started importing, and an
+import statement that reaches a module still due to re-run runs it right there, first (its
+parents, then it, then the submodules a `from pkg import sub` names). A module whose re-execution
+is under way is, to an import that reaches it, what a partially initialised module in a cycle is
+in a fresh process: returned as it is.
 """
 
 from __future__ import annotations
@@ -13,13 +19,14 @@ from __future__ import annotations
 import ast
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
 from hmr_serve import state
 from hmr_serve.reload import identity
+from hmr_serve.reload.time_limit import time_limit
 from hmr_serve.reload.tracker import ImportTracker
 
 # What the import system put in the namespace; everything else comes from running the code.
@@ -70,9 +77,55 @@ class Transaction:
     removed: dict[str, ModuleType] = field(default_factory=dict)
     modules_before: set[str] = field(default_factory=set)
     threads: dict[str, list[threading.Thread]] = field(default_factory=dict)
+    pending: set[str] = field(default_factory=set)  # due to re-run, not started yet
+    running: list[str] = field(default_factory=list)  # re-running now, innermost last
+    executed: list[str] = field(default_factory=list)  # in the order they ran
+    # The first failure, kept even if the code that imported the failing module swallowed it.
+    failure: ReloadFailed | None = None
+    on_executed: Callable[[str, ModuleType], None] | None = None
+    _thread: int = 0
 
     def __post_init__(self) -> None:
         self.modules_before = set(sys.modules)
+        self._thread = threading.get_ident()
+
+    def before_import(self, absolute: str, fromlist: Sequence[str]) -> None:
+        """An import statement is about to run: what it reaches that is due to re-run runs now,
+        in the order the import system would load it."""
+        if threading.get_ident() != self._thread:
+            return  # another thread importing meanwhile re-runs nothing
+        dot = -1
+        while True:
+            dot = absolute.find(".", dot + 1)
+            self._reach(absolute if dot < 0 else absolute[:dot])
+            if dot < 0:
+                break
+        if not fromlist:
+            return
+        package = sys.modules.get(absolute)
+        if package is None or not hasattr(package, "__path__"):
+            return
+        items = [item for item in fromlist if isinstance(item, str) and item != "*"]
+        if "*" in fromlist:
+            items += [i for i in getattr(package, "__all__", ()) if isinstance(i, str)]
+        for item in items:
+            child = f"{absolute}.{item}"
+            current = package.__dict__.get(item, _MISSING)
+            # The import system imports `pkg.item` only when `pkg` has no attribute `item`.
+            if current is _MISSING or current is sys.modules.get(child):
+                self._reach(child)
+
+    def _reach(self, name: str) -> None:
+        if name in self.pending:
+            self.reexecute(name)
+        # The import system sets a submodule on its package once it has loaded; a package whose
+        # namespace was cleared to re-run gets it back the same way.
+        parent_name, _, short = name.rpartition(".")
+        if parent_name:
+            module = sys.modules.get(name)
+            parent = sys.modules.get(parent_name)
+            if module is not None and parent is not None and short not in parent.__dict__:
+                setattr(parent, short, module)
 
     def remove(self, name: str) -> None:
         """A deleted source file: its module leaves sys.modules and its parent package."""
@@ -86,9 +139,26 @@ class Transaction:
             delattr(parent, short)
 
     def reexecute(self, name: str) -> None:
+        self.pending.discard(name)
         module = sys.modules.get(name)
         if module is None:
             return  # never imported, or removed in this reload
+        self.running.append(name)
+        try:
+            self._reexecute(name, module)
+        except ReloadFailed as exc:
+            if self.failure is None:
+                self.failure = exc
+            raise
+        finally:
+            self.running.pop()
+        if self.failure is not None:
+            raise self.failure  # a module it imported failed, and its code caught the error
+        self.executed.append(name)
+        if self.on_executed is not None:
+            self.on_executed(name, module)
+
+    def _reexecute(self, name: str, module: ModuleType) -> None:
         spec = module.__spec__
         path = spec.origin if spec is not None else None
         namespace = module.__dict__
@@ -116,6 +186,8 @@ class Transaction:
         spec._initializing = True
         try:
             exec(code, namespace)
+        except ReloadFailed:
+            raise  # a module this one imported failed: that one is named
         except BaseException as exc:
             raise ReloadFailed(name, path, exc) from exc
         finally:
@@ -190,31 +262,50 @@ def _defined_here(value: Any, module: str) -> bool:
         return False
 
 
+_MISSING = object()
+
+
 def run(
     engine: Any,
     tracker: ImportTracker,
     deleted: list[str],
     order: list[str],
     finish: Callable[[], None],
+    on_executed: Callable[[str, ModuleType], None] | None = None,
+    timeout: float = 0,
 ) -> Outcome:
-    """Removes `deleted`, re-executes `order`, then calls `finish` (which re-resolves the app);
-    any failure rolls everything back and raises ReloadFailed."""
-    transaction = Transaction(engine, tracker)
+    """Removes `deleted`, re-executes `order` (in the order its modules first started importing,
+    each pulling in what it imports), then calls `finish` (which re-resolves the app); any
+    failure rolls everything back and raises ReloadFailed. `on_executed(name, module)` hears of
+    every module that ran. Past `timeout` seconds (0: none) the modules are interrupted and
+    everything rolls back."""
+    transaction = Transaction(engine, tracker, on_executed=on_executed)
+    transaction.pending = set(order)
     current = "<app>"
+    tracker.before_import = transaction.before_import
     try:
         for name in deleted:
             transaction.remove(name)
-        for name in order:
-            current = name
-            transaction.reexecute(name)
-        current = "<app>"
-        finish()
+        # Rollback runs outside the limit: an alarm must never interrupt it.
+        with time_limit(timeout):
+            for name in sorted(order, key=tracker.start_position):
+                current = name
+                if name in transaction.pending:
+                    transaction.reexecute(name)
+            current = "<app>"
+            finish()
+        if transaction.failure is not None:
+            raise transaction.failure  # raised inside the factory and swallowed there
     except ReloadFailed:
+        tracker.before_import = None
         transaction.rollback()
         raise
     except BaseException as exc:
+        tracker.before_import = None
         transaction.rollback()
         raise ReloadFailed(current, None, exc) from exc
+    finally:
+        tracker.before_import = None
     outcome = Outcome(len(transaction.snapshots), transaction.threads)
     transaction.commit()
     return outcome

@@ -11,6 +11,7 @@ import re
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,7 @@ from hmr_serve.asgi import resolve
 from hmr_serve.loading import resolve_attribute, split_import_string, user_traceback
 from hmr_serve.logs import logger
 from hmr_serve.reload import executor
+from hmr_serve.reload.time_limit import ReloadTimeout
 from hmr_serve.reload.tracker import ImportTracker
 
 #: A module that sets this to True at top level is never hot-reloaded: the server restarts.
@@ -52,6 +54,7 @@ class Reloader:
         loop: asyncio.AbstractEventLoop,
         drain_timeout: float,
         restart: Callable[[str], None] | None = None,
+        timeout: float = 0,
     ) -> None:
         self.server = server
         self.engine = engine
@@ -60,6 +63,7 @@ class Reloader:
         self.loop = loop
         self.drain_timeout = drain_timeout
         self.restart = restart  # None: this process can only hot-reload
+        self.timeout = timeout  # seconds the modules of one reload may run (0: no limit)
         self._pending: dict[str, str] = {}
         self._retry: set[str] = set()  # modules of a failed reload, retried with the next save
         self._task: asyncio.Task[None] | None = None
@@ -108,15 +112,19 @@ class Reloader:
         changed, deleted, others = self._classify(batch)
         active = integrations.active()
         if others:
-            for integration in active:
-                integration.files_changed(others)
+            integrations.call_all(active, "files_changed", others)
         changed.extend(n for n in self._retry if n not in changed and n not in deleted)
         if not changed and not deleted:
             return
         order = [n for n in self.engine.closure(changed + deleted) if n not in deleted]
         files = ", ".join(sorted(os.path.relpath(p) for p in batch))
         reason = next(
-            (r for i in active if (r := i.restart_reason(order, list(batch))) is not None), None
+            (
+                r
+                for i in active
+                if (r := integrations.call(i, "restart_reason", order, list(batch))) is not None
+            ),
+            None,
         )
         if reason is None:
             marked = self._marked_for_restart(order, changed)
@@ -145,20 +153,22 @@ class Reloader:
                 nonlocal new_app
                 new_app = self.target.refresh(set(order))
 
-            for integration in active:
-                integration.before_execute(order)
+            integrations.call_all(active, "before_execute", order)
             threads_before = threading.active_count()
+
+            def executed(name: str, module: Any) -> None:
+                integrations.call_all(active, "module_executed", name, module)
+
             try:
-                outcome = executor.run(self.engine, self.tracker, deleted, order, finish)
+                outcome = executor.run(
+                    self.engine, self.tracker, deleted, order, finish, executed, self.timeout
+                )
             except executor.ReloadFailed:
-                for integration in active:
-                    integration.after_execute(order, False)
+                integrations.call_all(active, "after_execute", order, False)
                 raise
-            for integration in active:
-                integration.after_execute(order, True)
+            integrations.call_all(active, "after_execute", order, True)
             if new_app is not self.target.app:
-                for integration in active:
-                    integration.app_replaced(self.target.app, new_app)
+                integrations.call_all(active, "app_replaced", self.target.app, new_app)
                 self.server.set_app(new_app)
                 self.target.app = new_app
             self.tracker.sweep()
@@ -231,11 +241,33 @@ class Reloader:
 
     def _report(self, failure: executor.ReloadFailed) -> None:
         where = f" ({os.path.relpath(failure.path)})" if failure.path else ""
-        sys.stderr.write(user_traceback(failure.error))
+        error = failure.error
+        if isinstance(error, ReloadTimeout):
+            frame = traceback.extract_tb(error.__traceback__)[-1:]
+            at = f" at {os.path.relpath(frame[0].filename)}:{frame[0].lineno}" if frame else ""
+            logger.error(
+                "reload abandoned: %s%s was still running after %g s (--reload-timeout)%s; "
+                "rolled back, the previous code keeps serving; the next save retries",
+                failure.module,
+                where,
+                error.seconds,
+                at,
+            )
+            return
+        sys.stderr.write(user_traceback(error))
+        if isinstance(error, SystemExit):
+            logger.error(
+                "reload failed in %s%s: it called sys.exit(%s) while running; rolled back, the "
+                "server keeps running and the previous code keeps serving",
+                failure.module,
+                where,
+                "" if error.code is None else repr(error.code),
+            )
+            return
         logger.error(
             "reload failed in %s%s: %s: %s; the previous code keeps serving",
             failure.module,
             where,
-            type(failure.error).__name__,
-            failure.error,
+            type(error).__name__,
+            error,
         )

@@ -1,15 +1,21 @@
 """Records, while code imports, which first-party modules exist, the order in which they first
-finished importing, and who imports whom. Hooks `builtins.__import__` (every import statement,
-relative ones included) and `importlib.import_module` (which bypasses `__import__`)."""
+started importing, and who imports whom. Hooks `builtins.__import__` (every import statement,
+relative ones included) and `importlib.import_module` (which bypasses `__import__`); a finder
+first in `sys.meta_path` sees each module begin importing.
+
+While a reload runs, `before_import` (set by the executor) hears of every import statement
+before it executes, so a module it reaches that is due to re-run re-runs right there, as a fresh
+process would import it at that point."""
 
 from __future__ import annotations
 
 import builtins
 import importlib
 import importlib.util
+import itertools
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -17,6 +23,32 @@ from typing import Any
 _FOREIGN_DIRS = frozenset(
     {"site-packages", "dist-packages", ".venv", "venv", "env", ".tox", ".nox", "node_modules"}
 )
+
+
+class _StartRecorder:
+    """A meta path finder that finds nothing: the import system asks it first, exactly when a
+    module begins importing (it is not in sys.modules yet), so it records that order."""
+
+    def __init__(self) -> None:
+        self.started: dict[str, int] = {}
+        self._counter = itertools.count()
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name not in self.started:
+            self.started[name] = next(self._counter)
+        return None
+
+    def position(self, name: str) -> int:
+        """When `name` started importing; a module that never passed the finder counts from
+        when it was first seen."""
+        try:
+            return self.started[name]
+        except KeyError:
+            position = self.started[name] = next(self._counter)
+            return position
+
+
+ImportListener = Callable[[str, Sequence[str]], None]
 
 
 class ImportTracker:
@@ -28,6 +60,11 @@ class ImportTracker:
         self.tracked: set[str] = set()
         self._original_import = builtins.__import__
         self._original_import_module = importlib.import_module
+        self._starts = _StartRecorder()
+        #: Called with (absolute module name, fromlist) before an import statement runs.
+        self.before_import: ImportListener | None = None
+        #: Called with (name, module) once a first-party module finished its first import.
+        self.on_first_import: Callable[[str, ModuleType], None] | None = None
 
     # -- first-party test ----------------------------------------------------------------------
 
@@ -56,6 +93,12 @@ class ImportTracker:
     def forget(self, name: str) -> None:
         self._verdicts.pop(name, None)
         self.tracked.discard(name)
+        self._starts.started.pop(name, None)
+
+    def start_position(self, name: str) -> int:
+        """Where `name` began importing in the process's import order (a fresh process runs
+        modules in this order, each importer pausing while what it imports runs)."""
+        return self._starts.position(name)
 
     # -- recording -----------------------------------------------------------------------------
 
@@ -76,7 +119,10 @@ class ImportTracker:
         if path is None:
             return
         self.tracked.add(name)
+        self._starts.position(name)
         self.engine.add_module(name, path, hasattr(module, "__path__"))
+        if self.on_first_import is not None:
+            self.on_first_import(name, module)
 
     def _record(self, importer: str | None, targets: list[str]) -> None:
         for target in targets:
@@ -103,20 +149,18 @@ class ImportTracker:
         fromlist: Any = (),
         level: int = 0,
     ) -> ModuleType:
+        listener = self.before_import
+        if listener is not None:
+            target = _absolute(name, globals, level)
+            if target is not None:
+                listener(target, fromlist or ())
         module = self._original_import(name, globals, locals, fromlist, level)
         importer = globals.get("__name__") if globals else None
         if importer is not None and importer not in self._verdicts:
             self.source_path(importer, globals)
-        if level:
-            package = globals.get("__package__") if globals else None
-            if not package:
-                return module
-            try:
-                absolute = importlib.util.resolve_name("." * level + name, package)
-            except ImportError:
-                return module
-        else:
-            absolute = name
+        absolute = _absolute(name, globals, level)
+        if absolute is None:
+            return module
         targets = [absolute]
         if fromlist:
             for item in fromlist:
@@ -126,6 +170,14 @@ class ImportTracker:
         return module
 
     def _import_module(self, name: str, package: str | None = None) -> ModuleType:
+        listener = self.before_import
+        if listener is not None:
+            try:
+                target = importlib.util.resolve_name(name, package) if name[:1] == "." else name
+            except (ImportError, ValueError):
+                target = None  # the real call raises the proper error
+            if target:
+                listener(target, ())
         module = self._original_import_module(name, package)
         caller = sys._getframe(1).f_globals
         importer = caller.get("__name__")
@@ -137,7 +189,24 @@ class ImportTracker:
     def install(self) -> None:
         builtins.__import__ = self._import
         importlib.import_module = self._import_module  # type: ignore[assignment]
+        sys.meta_path.insert(0, self._starts)  # type: ignore[arg-type]
 
     def uninstall(self) -> None:
         builtins.__import__ = self._original_import
         importlib.import_module = self._original_import_module  # type: ignore[assignment]
+        if self._starts in sys.meta_path:
+            sys.meta_path.remove(self._starts)  # type: ignore[arg-type]
+
+
+def _absolute(name: str, globals: dict[str, Any] | None, level: int) -> str | None:  # noqa: A002
+    """The absolute name an import statement names, or None when it cannot be resolved (the
+    import itself then raises)."""
+    if not level:
+        return name
+    package = globals.get("__package__") if globals else None
+    if not package:
+        return None
+    try:
+        return importlib.util.resolve_name("." * level + name, package)
+    except (ImportError, ValueError):
+        return None
