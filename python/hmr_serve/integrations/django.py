@@ -69,7 +69,8 @@ class DjangoIntegration(Integration):
 
     def __init__(self) -> None:
         # (site, model) -> the module that registered it, learned from every registration made
-        # after activation (the first ones happened while the app loaded, before we were here).
+        # once the admin was loaded (module_executed wraps `register` as soon as it is, before
+        # autodiscover imports the admin modules); earlier ones are guessed.
         self._admin_origins: dict[tuple[Any, Any], str] = {}
         self._closure: set[str] = set()
         self._reloading = False
@@ -118,6 +119,12 @@ class DjangoIntegration(Integration):
         if not apps.ready:
             return set()
         return {type(config).__module__ for config in apps.get_app_configs()}
+
+    def module_executed(self, name: str, module: Any) -> None:
+        # The first first-party module to finish after the admin loaded: from here on every
+        # registration is seen with the module that made it, instead of guessed later.
+        if not self._admin_wrapped and "django.contrib.admin.sites" in sys.modules:
+            self._wrap_admin_register()
 
     # -- around the re-execution ---------------------------------------------------------------
 
