@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib.util
 import os
 import re
 import sys
@@ -27,6 +28,16 @@ from hmr_serve.reload.tracker import ImportTracker
 RESTART_MARKER = "__hmr_restart__"
 # The marker in a changed file, before the edit that added it ever ran.
 _MARKER_LINE = re.compile(rb"^__hmr_restart__\s*(?::[^=\n]*)?=\s*True\b", re.MULTILINE)
+
+
+def _module_path(name: str) -> str | None:
+    spec = getattr(sys.modules.get(name), "__spec__", None)
+    if spec is None:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            return None
+    return getattr(spec, "origin", None)
 
 
 class AppTarget:
@@ -243,12 +254,20 @@ class Reloader:
         where = f" ({os.path.relpath(failure.path)})" if failure.path else ""
         error = failure.error
         if isinstance(error, ReloadTimeout):
-            frame = traceback.extract_tb(error.__traceback__)[-1:]
-            at = f" at {os.path.relpath(frame[0].filename)}:{frame[0].lineno}" if frame else ""
+            module, at = failure.module, ""
+            for frame, lineno in traceback.walk_tb(error.__traceback__):
+                name = frame.f_globals.get("__name__", "")
+                if name.startswith(("hmr_serve.", "importlib.")):
+                    continue  # the alarm handler, the import system
+                at = f" at {os.path.relpath(frame.f_code.co_filename)}:{lineno}"
+                if frame.f_code.co_name == "<module>" and name:
+                    module = name  # the innermost module running (a new one, maybe)
+            if module != failure.module:
+                where = f" ({os.path.relpath(path)})" if (path := _module_path(module)) else ""
             logger.error(
                 "reload abandoned: %s%s was still running after %g s (--reload-timeout)%s; "
                 "rolled back, the previous code keeps serving; the next save retries",
-                failure.module,
+                module,
                 where,
                 error.seconds,
                 at,
