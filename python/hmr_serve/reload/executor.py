@@ -17,8 +17,10 @@ in a fresh process: returned as it is.
 from __future__ import annotations
 
 import ast
+import importlib
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -163,8 +165,7 @@ class Transaction:
         path = spec.origin if spec is not None else None
         namespace = module.__dict__
         try:
-            with open(path, "rb") as file:  # type: ignore[arg-type]
-                source = file.read()
+            source = _read_source(path, namespace)  # type: ignore[arg-type]
             # From the source bytes, never a cached .pyc: CPython trusts a .pyc whose mtime
             # (whole seconds) and size match, which two quick same-size saves defeat.
             code = _compile(name, source, path, namespace)  # type: ignore[arg-type]
@@ -244,6 +245,27 @@ class Transaction:
         self.snapshots.clear()
 
 
+# How long a file that reads empty, although its module had code, may take to get its content.
+_MID_SAVE_WAIT = 0.5
+
+
+def _read_source(path: str, namespace: dict[str, Any]) -> bytes:
+    """The file's bytes. A save that truncates and then writes (editors, `git checkout`, most
+    tools) shows an empty file in between, which a busy machine can stretch to milliseconds:
+    an empty read of a module that had code waits briefly for the content, instead of serving
+    an empty module until the next reload."""
+    with open(path, "rb") as file:
+        source = file.read()
+    if source or not any(key not in _IMPORT_ATTRS for key in namespace):
+        return source
+    deadline = time.monotonic() + _MID_SAVE_WAIT
+    while not source and time.monotonic() < deadline:
+        time.sleep(0.005)
+        with open(path, "rb") as file:
+            source = file.read()
+    return source
+
+
 def _compile(name: str, source: bytes, path: str, namespace: dict[str, Any]) -> Any:
     if not identity.known(name) and not any(_defined_here(v, name) for v in namespace.values()):
         # Nothing whose identity could be kept: skip the parse to an AST (about twice the cost).
@@ -279,6 +301,9 @@ def run(
     failure rolls everything back and raises ReloadFailed. `on_executed(name, module)` hears of
     every module that ran. Past `timeout` seconds (0: none) the modules are interrupted and
     everything rolls back."""
+    # Directory listings cached by the path finders may predate a file just created in the
+    # same clock tick as the last listing (a module turned into a package, a new dependency).
+    importlib.invalidate_caches()
     transaction = Transaction(engine, tracker, on_executed=on_executed)
     transaction.pending = set(order)
     current = "<app>"

@@ -124,7 +124,9 @@ class Reloader:
         active = integrations.active()
         if others:
             integrations.call_all(active, "files_changed", others)
-        changed.extend(n for n in self._retry if n not in changed and n not in deleted)
+        for name in self._retry:  # a failed reload's modules, deleted ones included
+            if name not in changed and name not in deleted:
+                (changed if os.path.exists(_module_path(name) or "") else deleted).append(name)
         if not changed and not deleted:
             return
         order = [n for n in self.engine.closure(changed + deleted) if n not in deleted]
@@ -192,7 +194,7 @@ class Reloader:
             held = self.server.open_gate()
         if failure is not None:
             self.failures += 1
-            self._retry = set(changed)
+            self._retry = set(changed) | set(deleted)
             self._report(failure)
             return
         self._retry = set()
