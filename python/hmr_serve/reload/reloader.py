@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import importlib.util
 import os
 import re
 import sys
@@ -32,11 +31,6 @@ _MARKER_LINE = re.compile(rb"^__hmr_restart__\s*(?::[^=\n]*)?=\s*True\b", re.MUL
 
 def _module_path(name: str) -> str | None:
     spec = getattr(sys.modules.get(name), "__spec__", None)
-    if spec is None:
-        try:
-            spec = importlib.util.find_spec(name)
-        except (ImportError, ValueError):
-            return None
     return getattr(spec, "origin", None)
 
 
@@ -262,10 +256,9 @@ class Reloader:
                 if name.startswith(("hmr_serve.", "importlib.")):
                     continue  # the alarm handler, the import system
                 at = f" at {os.path.relpath(frame.f_code.co_filename)}:{lineno}"
-                if frame.f_code.co_name == "<module>" and name:
-                    module = name  # the innermost module running (a new one, maybe)
-            if module != failure.module:
-                where = f" ({os.path.relpath(path)})" if (path := _module_path(module)) else ""
+                if frame.f_code.co_name == "<module>" and name and name != module:
+                    # The innermost module running (a new one, maybe).
+                    module, where = name, f" ({os.path.relpath(frame.f_code.co_filename)})"
             logger.error(
                 "reload abandoned: %s%s was still running after %g s (--reload-timeout)%s; "
                 "rolled back, the previous code keeps serving; the next save retries",
