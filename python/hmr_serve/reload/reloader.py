@@ -18,7 +18,7 @@ from hmr_serve import integrations
 from hmr_serve.asgi import resolve
 from hmr_serve.loading import resolve_attribute, split_import_string, user_traceback
 from hmr_serve.logs import logger
-from hmr_serve.reload import executor
+from hmr_serve.reload import cutoff, executor
 from hmr_serve.reload.tracker import ImportTracker
 
 #: A module that sets this to True at top level is never hot-reloaded: the server restarts.
@@ -113,6 +113,8 @@ class Reloader:
         changed.extend(n for n in self._retry if n not in changed and n not in deleted)
         if not changed and not deleted:
             return
+        if not deleted and await self._patch_in_place(changed, batch, active, started):
+            return
         order = [n for n in self.engine.closure(changed + deleted) if n not in deleted]
         files = ", ".join(sorted(os.path.relpath(p) for p in batch))
         reason = next(
@@ -190,6 +192,38 @@ class Reloader:
             self._warn_threads(new_threads)
         # The static pass re-parses only the edited files; off the loop, off the GIL.
         await self.loop.run_in_executor(None, self.engine.scan)
+
+    async def _patch_in_place(
+        self, changed: list[str], batch: dict[str, str], active: list[Any], started: float
+    ) -> bool:
+        """Early cutoff (reload/cutoff.py): an edit of function bodies only patches the live
+        functions, with the gate closed. False: the normal reload must run."""
+        if any(i.restart_reason(changed, list(batch)) is not None for i in active):
+            return False
+        patch = cutoff.plan(self.engine, changed)
+        if patch is None:
+            return False
+        stuck = await self._close_gate()
+        if stuck:
+            logger.warning(
+                "%d request(s) still running after %.1f s; reloading anyway",
+                stuck,
+                self.drain_timeout,
+            )
+        try:
+            cutoff.apply(self.engine, patch)
+        except Exception as exc:  # undone already: the normal reload takes over
+            logger.debug("patching in place failed, reloading instead: %r", exc)
+            return False
+        finally:
+            held = self.server.open_gate()
+        self._retry = set()
+        self.reloads += 1
+        files = ", ".join(sorted(os.path.relpath(p) for p in batch))
+        elapsed = (time.perf_counter() - started) * 1000
+        logger.info("%s", cutoff.describe(patch, files, elapsed, held))
+        await self.loop.run_in_executor(None, self.engine.scan)  # lazy imports may have changed
+        return True
 
     def _marked_for_restart(self, order: list[str], changed: list[str]) -> list[str]:
         marked = []
