@@ -325,6 +325,8 @@ def test_fastapi_route_handler_body_edit(session):
     assert PATCHED in line, line
     assert settle(session.root, session.server)["/hello"] == {"greet": "hello route"}
     assert executions(session.root) == ran
+    session.edit(routes, rel="pkg/routes.py")
+    settle(session.root, session.server)
 
 
 def test_method_edit_reaches_instances_made_before(session):
