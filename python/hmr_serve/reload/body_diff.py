@@ -120,7 +120,7 @@ def uses(tree: ast.Module) -> Uses:
                 continue  # binds names, calls nothing of ours
             else:
                 nested: list[ast.stmt] = []
-                for name, value in ast.iter_fields(stmt):
+                for _, value in ast.iter_fields(stmt):
                     items = value if isinstance(value, list) else [value]
                     for item in items:
                         if isinstance(item, ast.stmt):
