@@ -25,11 +25,14 @@ function (and, by the same rule, method) in the changed modules or their transit
 whose body reads a name in T, until nothing is added. If any of these modules reads a name in T
 outside function bodies (module-level statements, class bodies, decorators, defaults,
 annotations, lambdas), by name, through a `from m import x as y` alias (names a
-`from m import *` brings keep their own), or as an attribute `.x`, the edit takes the normal
-reload. A cached function (with `cache_clear`, such as `functools.lru_cache`) whose name is in T
-has its cache cleared: a fresh process would compute the value anew. Calls the names cannot show
-(`getattr` with a computed string, a framework calling a method while a class is created) are
-outside the rule; the class-name part covers the usual one, an instance made at import time.
+`from m import *` brings keep their own), or as an attribute `.x`, or if T holds the app
+factory's name (the server calls it once to build the app), the edit takes the normal reload.
+Lifespan startup code that called a changed function keeps what it computed, as it does after
+a normal reload. A cached function (with `cache_clear`, such as `functools.lru_cache`) whose
+name is in T has its cache cleared: a fresh process would compute the value anew. Calls the
+names cannot show (`getattr` with a computed string, a framework calling a method while a class
+is created) are outside the rule; the class-name part covers the usual one, an instance made at
+import time.
 
 The patch is applied with the gate closed and undone completely if any step fails.
 """
@@ -223,11 +226,14 @@ def _changed_names(
     return changed, import_time
 
 
-def plan(engine: Any, changed: list[str]) -> Plan | None:
+def plan(
+    engine: Any, changed: list[str], called_at_start: frozenset[str] = frozenset()
+) -> Plan | None:
     """A patch that applies the edits of `changed` without re-executing anything, or None when
-    they need the normal reload."""
+    they need the normal reload. `called_at_start`: names the server itself calls once to get
+    the app (an app factory), which count as running at import time."""
     try:
-        return _plan(engine, changed)
+        return _plan(engine, changed, called_at_start)
     except _Fallback as why:
         logger.debug("full reload: %s", why)
         return None
@@ -236,7 +242,7 @@ def plan(engine: Any, changed: list[str]) -> Plan | None:
         return None
 
 
-def _plan(engine: Any, changed: list[str]) -> Plan:
+def _plan(engine: Any, changed: list[str], called_at_start: frozenset[str]) -> Plan:
     result = Plan(list(changed))
     qualnames: set[str] = set()
     new_sources: dict[str, bytes] = {}
@@ -301,7 +307,7 @@ def _plan(engine: Any, changed: list[str]) -> Plan:
             path, source = _source_of(engine, module)
             everyone.append(_uses(member, source, path))
         names, import_time = _changed_names(qualnames, everyone)
-        used = names & import_time
+        used = names & (import_time | called_at_start)
         if used:
             raise _Fallback(f"{', '.join(sorted(used))} may run while a module imports")
         for member in closure:

@@ -200,7 +200,8 @@ class Reloader:
         functions, with the gate closed. False: the normal reload must run."""
         if any(i.restart_reason(changed, list(batch)) is not None for i in active):
             return False
-        patch = cutoff.plan(self.engine, changed)
+        factory = self.target.attrs.rsplit(".", 1)[-1] if self.target.factory else None
+        patch = cutoff.plan(self.engine, changed, frozenset([factory] if factory else []))
         if patch is None:
             return False
         stuck = await self._close_gate()
