@@ -246,7 +246,7 @@ class App:
         elif name == "leaf":
             text = LEAF.format(leaf=self.values["leaf"])
         else:
-            comments = "\n".join(f"# comment {i}" for i in range(self.comments))
+            comments = "".join(f"\n# comment {i}" for i in range(self.comments))
             text = DEEP.format(
                 deep=self.values["deep"], comments=comments, fn=self.values["deep_fn"]
             )
