@@ -10,23 +10,27 @@ The generated app (package `benchapp`):
   m0000 … m{N-1}  a tree (fan-out 4) of modules that import their children, plus one forward
                   "cross" import each, so the graph is a DAG rather than a plain tree; every
                   module burns a fixed, calibrated amount of CPU (~3 ms) when executed.
-  m{N-1}          the deepest module: DEEP (a value) and TOKEN (random on every execution).
-                  Its ancestors re-export both with `from … import`, up to m0000, so a new
-                  value only reaches the response if every module on the way runs again.
+  m{N-1}          the deepest module: DEEP (a value), TOKEN (random on every execution) and
+                  deep_fn() (called by the app at request time). Its ancestors re-export all
+                  three with `from … import`, up to m0000, so a new value only reaches the
+                  response if every module on the way runs again.
   leaf            imported by the app module only: LEAF.
   model           sleeps ~3 s (a model being loaded) and appends a line to a counter file
                   outside the watched directory each time it executes.
-  app             a raw ASGI app answering JSON with VERSION, LEAF, DEEP, TOKEN.
+  app             a raw ASGI app answering JSON with VERSION, LEAF, DEEP, TOKEN, the result
+                  of deep_fn() and the line deep_fn's code starts at (DEEP_LINE).
 
 The edits:
   a  leaf edit: LEAF changes (nothing but the app module imports leaf).
-  b  comment-only edit of m{N-1}: nothing visible changes except TOKEN, which proves that the
-     module ran again. hmr-serve re-executes the edited module; restart-based reloaders run
-     everything again. So for every server we time edit → first response with a new TOKEN,
-     i.e. until the server is back and serving code that includes the edit. For hmr-serve the
-     time to its `reloaded` log line is reported too.
+  b  comment-only edit of m{N-1}: one more comment line above deep_fn. No value changes, but
+     deep_fn's code now starts one line lower, as tracebacks would show: for every server we
+     time edit → first response whose DEEP_LINE is the new line, i.e. code compiled from the
+     edited file. hmr-serve patches the code objects in place (nothing is re-executed, so
+     TOKEN stays); restart-based reloaders run everything again.
   c  value edit of m{N-1}: DEEP changes and must travel up the whole import chain.
   d  edit of the module that builds the app: VERSION changes.
+  e  function-body edit of m{N-1}: deep_fn returns another value. hmr-serve patches the live
+     function (no module re-executed); the response calls it at request time.
 
 Every edit rewrites the whole file and makes it grow by at least one byte: Python validates a
 cached .pyc by the source's mtime (whole seconds) and size, so a same-size edit within one
@@ -74,6 +78,7 @@ EDITS = {
     "b": "comment-only edit, deep",
     "c": "value edit, deep (propagates)",
     "d": "edit of the app module",
+    "e": "function-body edit, deep",
 }
 SERVERS = ("hmr-serve", "uvicorn", "granian")
 POLL_INTERVAL = 0.002  # how often the measuring client asks after an edit (resolution)
@@ -94,7 +99,7 @@ import json
 import os
 
 from benchapp.leaf import LEAF
-from benchapp.m0000 import DEEP, TOKEN
+from benchapp.m0000 import DEEP, TOKEN, deep_fn
 from benchapp.model import MODEL
 
 VERSION = {version!r}
@@ -111,6 +116,7 @@ async def app(scope, receive, send):
                 return
     body = json.dumps(
         {{"version": VERSION, "leaf": LEAF, "deep": DEEP, "token": TOKEN, "model": MODEL,
+          "deep_fn": deep_fn(), "deep_line": deep_fn.__code__.co_firstlineno,
           "pid": os.getpid()}}
     ).encode()
     await send({{"type": "http.response.start", "status": 200,
@@ -129,6 +135,10 @@ import os
 
 DEEP = {deep!r}
 TOKEN = os.urandom(8).hex()  # new on every execution of this module
+{comments}
+
+def deep_fn():  # called at request time; edit (e) changes its body
+    return {fn!r}
 """
 
 MODEL = """\
@@ -207,7 +217,8 @@ class App:
         self.pkg = root / "benchapp"
         self.graph = graph
         self.deep = mod(graph.n - 1)
-        self.values = {"version": "v0", "leaf": "leaf-0", "deep": "deep-0"}
+        self.values = {"version": "v0", "leaf": "leaf-0", "deep": "deep-0", "deep_fn": "fn-0"}
+        self.comments = 0  # comment lines above deep_fn (edit b)
         self.saves: dict[str, int] = defaultdict(int)
         self.pkg.mkdir(parents=True)
         (self.pkg / "__init__.py").write_text("")
@@ -218,7 +229,7 @@ class App:
             if graph.imports[i]:
                 lines.append(f"from benchapp import {', '.join(mod(c) for c in graph.imports[i])}")
             if i in on_path:
-                lines.append(f"from benchapp.{mod(on_path[i])} import DEEP, TOKEN")
+                lines.append(f"from benchapp.{mod(on_path[i])} import DEEP, TOKEN, deep_fn")
             (self.pkg / f"{mod(i)}.py").write_text("\n".join(lines) + "\n\n" + busy)
         self.busy = busy
         (self.pkg / "model.py").write_text(MODEL.format(seconds=model_s))
@@ -235,7 +246,15 @@ class App:
         elif name == "leaf":
             text = LEAF.format(leaf=self.values["leaf"])
         else:
-            text = DEEP.format(deep=self.values["deep"]) + "\n" + self.busy
+            comments = "".join(f"\n# comment {i}" for i in range(self.comments))
+            text = DEEP.format(
+                deep=self.values["deep"], comments=comments, fn=self.values["deep_fn"]
+            )
+            lines = text.splitlines()
+            self.values["deep_line"] = next(
+                n for n, line in enumerate(lines, 1) if line.startswith("def deep_fn(")
+            )
+            text += "\n" + self.busy
         text += f"# save {self.saves[name]} {'.' * self.saves[name]}\n"
         (self.pkg / f"{name}.py").write_text(text)
 
@@ -244,9 +263,13 @@ class App:
             self.values["leaf"] = f"leaf-{seq}"
             self.write("leaf")
         elif kind == "b":
-            self.write(self.deep)  # only the trailing comment changes
+            self.comments += 1  # only comments change
+            self.write(self.deep)
         elif kind == "c":
             self.values["deep"] = f"deep-{seq}"
+            self.write(self.deep)
+        elif kind == "e":
+            self.values["deep_fn"] = f"fn-{seq}"
             self.write(self.deep)
         else:
             self.values["version"] = f"v{seq}"
@@ -354,7 +377,7 @@ def make_server(name: str, root: Path, counter: Path, logs: Path) -> Server:
 
 def measure(t: Target, kind: str, seq: int, timeout: float) -> Sample:
     # The request before the edit also waits out anything still settling from the last one.
-    before = t.get(timeout)
+    t.get(timeout)
     failed0, loads0 = t.failed(), t.model_loads()
     app = t.app
     started = time.monotonic()
@@ -362,9 +385,7 @@ def measure(t: Target, kind: str, seq: int, timeout: float) -> Sample:
     want = dict(app.values)
 
     def arrived(r: dict) -> bool:
-        if kind == "b":
-            return r["token"] != before["token"]
-        key = {"a": "leaf", "c": "deep", "d": "version"}[kind]
+        key = {"a": "leaf", "b": "deep_line", "c": "deep", "d": "version", "e": "deep_fn"}[kind]
         return r[key] == want[key]
 
     ms = None
@@ -575,7 +596,9 @@ def main(argv: list[str] | None = None) -> str:
             machine_info(["hmr-serve", "uvicorn", "granian", "watchfiles"]),
             "",
             "Time from an edit being written to the first response that shows it (for the "
-            "comment-only edit: the first response from code that ran again after the edit). "
+            "comment-only edit: the first response from code compiled from the edited file, "
+            "seen in the line number its function starts at). hmr-serve applies (b) and (e) "
+            "by patching function code in place, re-executing no module. "
             "`failed requests`: background requests refused, reset, timed out or answered "
             "with 5xx during that edit's measurement. `model loads`: executions of the slow "
             "model module caused by the edits. `mismatches`: edits after which the served "

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
 
 use super::content_hash::{ChangeKind, ContentHashes};
 use super::graph::ImportGraph;
@@ -22,6 +23,9 @@ pub struct ReloadEngine {
     hashes: ContentHashes,
     /// Hash of each file's source when it was last parsed, so a scan re-parses only edits.
     parsed: Mutex<HashMap<PathBuf, u64>>,
+    /// The source each module last ran from: what an edit is compared with to decide whether
+    /// patching function bodies in place is enough (python/hmr_serve/reload/cutoff.py).
+    sources: Mutex<HashMap<PathBuf, Vec<u8>>>,
     watcher: Mutex<Option<Watcher>>,
 }
 
@@ -35,6 +39,10 @@ impl ReloadEngine {
     fn graph(&self) -> MutexGuard<'_, ImportGraph> {
         self.graph.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    fn sources(&self) -> MutexGuard<'_, HashMap<PathBuf, Vec<u8>>> {
+        self.sources.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 #[pymethods]
@@ -45,6 +53,7 @@ impl ReloadEngine {
             graph: Mutex::new(ImportGraph::default()),
             hashes: ContentHashes::default(),
             parsed: Mutex::new(HashMap::new()),
+            sources: Mutex::new(HashMap::new()),
             watcher: Mutex::new(None),
         }
     }
@@ -57,7 +66,10 @@ impl ReloadEngine {
     fn add_module(&self, name: &str, path: PathBuf, is_package: bool) -> bool {
         let added = self.graph().add_module(name, path.clone(), is_package);
         if added {
-            self.hashes.seed(&path);
+            if let Ok(bytes) = std::fs::read(&path) {
+                self.hashes.seed_bytes(&path, &bytes);
+                self.sources().insert(path, bytes);
+            }
         }
         added
     }
@@ -65,6 +77,7 @@ impl ReloadEngine {
     fn remove_module(&self, name: &str) {
         if let Some(module) = self.graph().remove_module(name) {
             self.hashes.forget(&module.path);
+            self.sources().remove(&module.path);
             self.parsed
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -91,6 +104,14 @@ impl ReloadEngine {
     /// The exact bytes that were just executed for `path`: later saves are compared to these.
     fn record_source(&self, path: PathBuf, source: &[u8]) {
         self.hashes.seed_bytes(&path, source);
+        self.sources().insert(path, source.to_vec());
+    }
+
+    /// The bytes `path` last ran from (recorded at first import or by `record_source`).
+    fn recorded_source<'py>(&self, py: Python<'py>, path: PathBuf) -> Option<Bound<'py, PyBytes>> {
+        self.sources()
+            .get(&path)
+            .map(|bytes| PyBytes::new(py, bytes))
     }
 
     fn module_at(&self, path: PathBuf) -> Option<String> {

@@ -23,6 +23,13 @@ pub struct ImportGraph {
     runtime_edges: HashMap<String, BTreeSet<String>>,
     /// importer → imports found by parsing its source (resolved against known modules when used).
     static_imports: HashMap<String, Vec<ImportRef>>,
+    /// A name a non-lazy static import could resolve to → the importers naming it: when that
+    /// module becomes known (or goes), their dependencies change.
+    static_wanted: HashMap<String, HashSet<String>>,
+    /// `dependencies(importer)` of every known importer, kept up to date by every change...
+    deps: HashMap<String, BTreeSet<String>>,
+    /// ... and its reverse, so a closure costs only the modules it reaches.
+    importers: HashMap<String, HashSet<String>>,
     next_order: u64,
 }
 
@@ -49,6 +56,8 @@ impl ImportGraph {
                 order,
             },
         );
+        self.refresh(name);
+        self.refresh_wanting(name);
         true
     }
 
@@ -56,8 +65,75 @@ impl ImportGraph {
         let module = self.modules.remove(name)?;
         self.by_path.remove(&module.path);
         self.runtime_edges.remove(name);
+        self.unindex_static(name);
         self.static_imports.remove(name);
+        self.refresh(name);
+        self.refresh_wanting(name);
         Some(module)
+    }
+
+    /// Recomputes the cached dependencies of `importer` and mends the reverse map.
+    fn refresh(&mut self, importer: &str) {
+        let new = if self.contains(importer) {
+            self.compute_dependencies(importer)
+        } else {
+            BTreeSet::new()
+        };
+        let old = self.deps.remove(importer).unwrap_or_default();
+        for gone in old.difference(&new) {
+            if let Some(set) = self.importers.get_mut(gone) {
+                set.remove(importer);
+                if set.is_empty() {
+                    self.importers.remove(gone);
+                }
+            }
+        }
+        for added in new.difference(&old) {
+            self.importers
+                .entry(added.clone())
+                .or_default()
+                .insert(importer.to_owned());
+        }
+        if !new.is_empty() {
+            self.deps.insert(importer.to_owned(), new);
+        }
+    }
+
+    /// Refreshes the importers whose static imports may resolve to `name` (it came or went).
+    fn refresh_wanting(&mut self, name: &str) {
+        let wanting: Vec<String> = self
+            .static_wanted
+            .get(name)
+            .map(|set| set.iter().cloned().collect())
+            .unwrap_or_default();
+        for importer in wanting {
+            self.refresh(&importer);
+        }
+    }
+
+    fn static_targets(imports: &[ImportRef]) -> impl Iterator<Item = String> + '_ {
+        imports.iter().filter(|i| !i.lazy).flat_map(|import| {
+            std::iter::once(import.module.clone()).chain(
+                import
+                    .names
+                    .iter()
+                    .map(move |name| format!("{}.{}", import.module, name)),
+            )
+        })
+    }
+
+    fn unindex_static(&mut self, importer: &str) {
+        let Some(imports) = self.static_imports.get(importer) else {
+            return;
+        };
+        for target in Self::static_targets(imports) {
+            if let Some(set) = self.static_wanted.get_mut(&target) {
+                set.remove(importer);
+                if set.is_empty() {
+                    self.static_wanted.remove(&target);
+                }
+            }
+        }
     }
 
     pub fn module(&self, name: &str) -> Option<&Module> {
@@ -97,20 +173,34 @@ impl ImportGraph {
 
     pub fn add_edge(&mut self, importer: &str, imported: &str) {
         if importer != imported {
-            self.runtime_edges
+            let added = self
+                .runtime_edges
                 .entry(importer.to_owned())
                 .or_default()
                 .insert(imported.to_owned());
+            if added && self.contains(importer) {
+                self.deps
+                    .entry(importer.to_owned())
+                    .or_default()
+                    .insert(imported.to_owned());
+                self.importers
+                    .entry(imported.to_owned())
+                    .or_default()
+                    .insert(importer.to_owned());
+            }
         }
     }
 
     /// Removes and returns what `importer` was recorded to import: its code is about to run
     /// again and will record its imports anew.
     pub fn take_edges(&mut self, importer: &str) -> Vec<String> {
-        self.runtime_edges
+        let taken = self
+            .runtime_edges
             .remove(importer)
             .map(|s| s.into_iter().collect())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        self.refresh(importer);
+        taken
     }
 
     /// Puts edges back (a failed reload rolls back).
@@ -121,10 +211,19 @@ impl ImportGraph {
         } else {
             self.runtime_edges.insert(importer.to_owned(), edges);
         }
+        self.refresh(importer);
     }
 
     pub fn set_static_imports(&mut self, importer: &str, imports: Vec<ImportRef>) {
+        self.unindex_static(importer);
+        for target in Self::static_targets(&imports) {
+            self.static_wanted
+                .entry(target)
+                .or_default()
+                .insert(importer.to_owned());
+        }
         self.static_imports.insert(importer.to_owned(), imports);
+        self.refresh(importer);
     }
 
     /// Known modules an import statement makes its module depend on at import time.
@@ -141,6 +240,13 @@ impl ImportGraph {
     /// Every import-time dependency: recorded at run time, completed by the static pass.
     /// Imports inside functions run later, against the live module objects, so they are left out.
     pub fn dependencies(&self, importer: &str) -> BTreeSet<String> {
+        if let Some(cached) = self.deps.get(importer) {
+            return cached.clone();
+        }
+        self.compute_dependencies(importer)
+    }
+
+    fn compute_dependencies(&self, importer: &str) -> BTreeSet<String> {
         let mut deps: BTreeSet<String> = self
             .runtime_edges
             .get(importer)
@@ -172,20 +278,10 @@ impl ImportGraph {
         missing
     }
 
-    fn importers(&self) -> HashMap<String, Vec<String>> {
-        let mut reverse: HashMap<String, Vec<String>> = HashMap::new();
-        for importer in self.modules.keys() {
-            for dep in self.dependencies(importer) {
-                reverse.entry(dep).or_default().push(importer.clone());
-            }
-        }
-        reverse
-    }
-
     /// The changed modules plus everything that transitively imports them, in original import
     /// order (cycles included: that order already worked once).
     pub fn closure<'a>(&self, changed: impl IntoIterator<Item = &'a str>) -> Vec<String> {
-        let reverse = self.importers();
+        let reverse = &self.importers;
         let mut seen: HashSet<String> = HashSet::new();
         let mut queue: VecDeque<String> = VecDeque::new();
         for name in changed {
@@ -388,6 +484,103 @@ mod tests {
                 ("pkg.views".to_owned(), "pkg.models".to_owned())
             ]
         );
+    }
+
+    /// The reverse map as the closure once rebuilt it on every call.
+    fn importers_from_scratch(g: &ImportGraph) -> HashMap<String, BTreeSet<String>> {
+        let mut reverse: HashMap<String, BTreeSet<String>> = HashMap::new();
+        for (importer, _) in g.modules() {
+            for dep in g.compute_dependencies(importer) {
+                reverse.entry(dep).or_default().insert(importer.to_owned());
+            }
+        }
+        reverse
+    }
+
+    fn assert_consistent(g: &ImportGraph, step: usize) {
+        let kept: HashMap<String, BTreeSet<String>> = g
+            .importers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.iter().cloned().collect()))
+            .collect();
+        assert_eq!(kept, importers_from_scratch(g), "after step {step}");
+        for (name, _) in g.modules() {
+            assert_eq!(
+                g.dependencies(name),
+                g.compute_dependencies(name),
+                "{name} after step {step}"
+            );
+        }
+    }
+
+    #[test]
+    fn kept_importers_equal_the_from_scratch_answer_under_every_kind_of_change() {
+        // A fixed pseudo-random sequence of every operation that changes dependencies,
+        // including static imports naming modules that become known only later.
+        let names: Vec<String> = (0..12).map(|i| format!("p.m{i}")).collect();
+        let mut g = ImportGraph::default();
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let mut saved: HashMap<String, Vec<String>> = HashMap::new();
+        for step in 0..3000 {
+            let a = names[next(names.len())].clone();
+            let b = names[next(names.len())].clone();
+            match next(7) {
+                0 => {
+                    g.add_module(&a, PathBuf::from(format!("/app/{a}.py")), next(3) == 0);
+                }
+                1 => {
+                    g.remove_module(&a);
+                }
+                2 | 3 => g.add_edge(&a, &b),
+                4 => {
+                    saved.insert(a.clone(), g.take_edges(&a));
+                }
+                5 => {
+                    let edges = saved.remove(&a).unwrap_or_else(|| vec![b.clone()]);
+                    g.set_edges(&a, edges);
+                }
+                _ => {
+                    let (module, names_) = match next(3) {
+                        0 => (b.clone(), vec![]),
+                        1 => ("p".to_owned(), vec![b["p.".len()..].to_owned()]),
+                        _ => ("p".to_owned(), vec!["m99".to_owned()]),
+                    };
+                    g.set_static_imports(
+                        &a,
+                        vec![ImportRef {
+                            module,
+                            names: names_,
+                            lazy: next(4) == 0,
+                        }],
+                    );
+                }
+            }
+            assert_consistent(&g, step);
+        }
+    }
+
+    #[test]
+    fn a_static_import_of_a_module_known_later_counts_once_it_is_known() {
+        let mut g = graph(&["app"], &[]);
+        g.set_static_imports(
+            "app",
+            vec![ImportRef {
+                module: "late".into(),
+                names: vec![],
+                lazy: false,
+            }],
+        );
+        assert_eq!(g.closure(["late"]), vec!["late"]);
+        g.add_module("late", PathBuf::from("/app/late.py"), false);
+        assert_eq!(g.closure(["late"]), vec!["late", "app"]);
+        g.remove_module("late");
+        assert_eq!(g.closure(["late"]), vec!["late"]);
     }
 
     #[test]

@@ -19,7 +19,7 @@ from hmr_serve import integrations
 from hmr_serve.asgi import resolve
 from hmr_serve.loading import resolve_attribute, split_import_string, user_traceback
 from hmr_serve.logs import logger
-from hmr_serve.reload import executor
+from hmr_serve.reload import cutoff, executor
 from hmr_serve.reload.time_limit import ReloadTimeout
 from hmr_serve.reload.tracker import ImportTracker
 
@@ -106,11 +106,18 @@ class Reloader:
                 others.append(path)
         return changed, deleted, others
 
-    async def _close_gate(self) -> int:
+    async def _close_gate(self) -> None:
         future = self.loop.create_future()
         done = functools.partial(self.loop.call_soon_threadsafe, resolve, future)
         stuck = self.server.close_gate(self.drain_timeout, done)
-        return stuck if stuck is not None else await future
+        if stuck is None:
+            stuck = await future
+        if stuck:
+            logger.warning(
+                "%d request(s) still running after %.1f s; reloading anyway",
+                stuck,
+                self.drain_timeout,
+            )
 
     async def _reload(self, batch: dict[str, str]) -> None:
         started = time.perf_counter()
@@ -122,6 +129,8 @@ class Reloader:
             if name not in changed and name not in deleted:
                 (changed if os.path.exists(_module_path(name) or "") else deleted).append(name)
         if not changed and not deleted:
+            return
+        if not deleted and await self._patch_in_place(changed, batch, active, started):
             return
         order = [n for n in self.engine.closure(changed + deleted) if n not in deleted]
         files = ", ".join(sorted(os.path.relpath(p) for p in batch))
@@ -143,13 +152,7 @@ class Reloader:
                 self.restart(f"{reason} ({files})")
                 return
             logger.warning("%s; restart unavailable, trying a hot reload anyway", reason)
-        stuck = await self._close_gate()
-        if stuck:
-            logger.warning(
-                "%d request(s) still running after %.1f s; reloading anyway",
-                stuck,
-                self.drain_timeout,
-            )
+        await self._close_gate()
         failure = None
         count = 0
         new_threads: dict[str, list[threading.Thread]] = {}
@@ -207,6 +210,36 @@ class Reloader:
             self._warn_threads(new_threads)
         # The static pass re-parses only the edited files; off the loop, off the GIL.
         await self.loop.run_in_executor(None, self.engine.scan)
+
+    async def _patch_in_place(
+        self, changed: list[str], batch: dict[str, str], active: list[Any], started: float
+    ) -> bool:
+        """Early cutoff (reload/cutoff.py): an edit of function bodies only patches the live
+        functions, with the gate closed. False: the normal reload must run."""
+        if any(
+            integrations.call(i, "restart_reason", changed, list(batch)) is not None
+            for i in active
+        ):
+            return False
+        factory = self.target.attrs.rsplit(".", 1)[-1] if self.target.factory else None
+        patch = cutoff.plan(self.engine, changed, frozenset([factory] if factory else []))
+        if patch is None:
+            return False
+        await self._close_gate()
+        try:
+            cutoff.apply(self.engine, patch)
+        except Exception as exc:  # undone already: the normal reload takes over
+            logger.debug("patching in place failed, reloading instead: %r", exc)
+            return False
+        finally:
+            held = self.server.open_gate()
+        self._retry = set()
+        self.reloads += 1
+        files = ", ".join(sorted(os.path.relpath(p) for p in batch))
+        elapsed = (time.perf_counter() - started) * 1000
+        logger.info("%s", cutoff.describe(patch, files, elapsed, held))
+        await self.loop.run_in_executor(None, self.engine.scan)  # lazy imports may have changed
+        return True
 
     def _marked_for_restart(self, order: list[str], changed: list[str]) -> list[str]:
         marked = []

@@ -57,6 +57,7 @@ class ImportTracker:
         self._roots = tuple(os.path.join(os.path.realpath(r), "") for r in roots)
         # Module name -> its real source path, or None when it is not first-party.
         self._verdicts: dict[str, str | None] = {}
+        self._first_party: set[str] = set()  # verdict is a path; `sweep` checks them cheaply
         self.tracked: set[str] = set()
         self._original_import = builtins.__import__
         self._original_import_module = importlib.import_module
@@ -87,11 +88,13 @@ class ImportTracker:
             parts = path.split(os.sep)
             if path.startswith(self._roots) and not _FOREIGN_DIRS.intersection(parts):
                 verdict = path
+                self._first_party.add(name)
         self._verdicts[name] = verdict
         return verdict
 
     def forget(self, name: str) -> None:
         self._verdicts.pop(name, None)
+        self._first_party.discard(name)
         self.tracked.discard(name)
         self._starts.started.pop(name, None)
 
@@ -135,7 +138,11 @@ class ImportTracker:
 
     def sweep(self) -> None:
         """Registers first-party modules that were imported without passing the hooks."""
-        for name in list(sys.modules):
+        # Set operations in C: only names never judged, and first-party ones not yet tracked.
+        candidates = (sys.modules.keys() - self._verdicts.keys()) | (
+            (self._first_party - self.tracked) & sys.modules.keys()
+        )
+        for name in candidates:
             if name not in self.tracked and self.source_path(name) is not None:
                 self._note_finished(name)
 

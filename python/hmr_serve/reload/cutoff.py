@@ -1,0 +1,353 @@
+"""Early cutoff: an edit that changes only function bodies is applied by giving the live function
+objects their new code, without re-executing the module or any of its importers.
+
+Re-executing a module makes new module-level objects (routers, registries, clients) that its
+importers hold old copies of; when only bodies changed, every module-level object a fresh
+process would build is the same as the live one, so patching `__code__` in place is the faithful
+update. What counts as "only bodies": the module's AST with every function body reduced to its
+docstring is unchanged (docstrings, decorators, arguments, defaults, annotations and the
+non-`def` statements of class bodies all count as shape). A comment-only edit changes no shape
+either; its functions are still patched so tracebacks show the new line numbers.
+
+The new source is compiled, and its code objects are matched to the old source's by qualified
+name (built by walking `co_consts`: `co_qualname` is 3.11+), then to the live functions whose
+`__code__` equals the old one: top-level functions, methods (static, class, property accessors,
+`functools.cached_property`/`partialmethod`) of the module's classes, through `__wrapped__`
+chains. Any changed code object without a live function, with other free variables, or of
+another kind (sync/async/generator), and the edit takes the normal reload.
+
+When the new code could have been called while some module imported, that module holds a value
+the old code computed, and a fresh process would hold the new one: then the normal reload runs.
+The rule is static and conservative. T, the changed names, starts with every top-level function
+whose body changed and, for a changed method, its attribute name, plus its class's name when the
+method is a dunder or the class name is used at import time anywhere below. T grows by every
+function (and, by the same rule, method) in the changed modules or their transitive importers
+whose body reads a name in T, until nothing is added. If any of these modules reads a name in T
+outside function bodies (module-level statements, class bodies, decorators, defaults,
+annotations, lambdas), by name, through a `from m import x as y` alias (names a
+`from m import *` brings keep their own), or as an attribute `.x`, or if T holds the app
+factory's name (the server calls it once to build the app), the edit takes the normal reload.
+Lifespan startup code that called a changed function keeps what it computed, as it does after
+a normal reload. A cached function (with `cache_clear`, such as `functools.lru_cache`) whose
+name is in T has its cache cleared: a fresh process would compute the value anew. Calls the
+names cannot show (`getattr` with a computed string, a framework calling a method while a class
+is created) are outside the rule; the class-name part covers the usual one, an instance made at
+import time.
+
+The patch is applied with the gate closed and undone completely if any step fails.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import inspect
+import sys
+import types
+from dataclasses import dataclass, field
+from typing import Any
+
+from hmr_serve.logs import logger
+from hmr_serve.reload import body_diff, identity
+
+# What kind of callable a code object makes; frameworks cache it per function object.
+_KIND_FLAGS = (
+    inspect.CO_COROUTINE
+    | inspect.CO_GENERATOR
+    | inspect.CO_ASYNC_GENERATOR
+    | inspect.CO_ITERABLE_COROUTINE
+)
+
+
+@dataclass
+class Plan:
+    """The functions to patch and what to do once they are patched."""
+
+    modules: list[str]
+    patches: list[tuple[types.FunctionType, types.CodeType]] = field(default_factory=list)
+    caches: list[Any] = field(default_factory=list)  # wrappers whose cache_clear to call
+    sources: list[tuple[str, bytes]] = field(default_factory=list)  # path -> bytes now running
+
+    @property
+    def functions(self) -> int:
+        return len({id(function) for function, _ in self.patches})
+
+
+class _Fallback(Exception):
+    """The edit needs the normal reload; the message says why (logged at debug level)."""
+
+
+# -- code objects ------------------------------------------------------------------------------
+
+
+def _qualnames(code: types.CodeType) -> dict[tuple[str, int], types.CodeType]:
+    """Function code objects of a module by (qualname, n-th of that name in source order).
+    Nested functions are part of their parent's code and are not listed."""
+    found: dict[tuple[str, int], types.CodeType] = {}
+    counts: dict[str, int] = {}
+
+    def walk(parent: types.CodeType, prefix: str) -> None:
+        consts = [c for c in parent.co_consts if isinstance(c, types.CodeType)]
+        for const in sorted(consts, key=lambda c: c.co_firstlineno):
+            if const.co_name.startswith("<"):
+                continue  # lambdas, comprehensions: part of the module-level shape
+            qualname = prefix + const.co_name
+            if const.co_flags & inspect.CO_OPTIMIZED:
+                index = counts.get(qualname, 0)
+                counts[qualname] = index + 1
+                found[(qualname, index)] = const
+            else:  # a class body
+                walk(const, qualname + ".")
+
+    walk(code, "")
+    return found
+
+
+def _same(a: types.CodeType, b: types.CodeType) -> bool:
+    """Equal including every line number, nested code objects included (on 3.10 `==` ignores
+    the line table)."""
+    if a != b or list(a.co_lines()) != list(b.co_lines()):
+        return False
+    inner_a = [c for c in a.co_consts if isinstance(c, types.CodeType)]
+    inner_b = [c for c in b.co_consts if isinstance(c, types.CodeType)]
+    return len(inner_a) == len(inner_b) and all(map(_same, inner_a, inner_b))
+
+
+# -- live functions ----------------------------------------------------------------------------
+
+
+def _live_functions(module: types.ModuleType, name: str) -> list[tuple[types.FunctionType, Any]]:
+    """Every function object the module's namespace and classes lead to, each with the
+    outermost object that wraps it (for `cache_clear`)."""
+    found: list[tuple[types.FunctionType, Any]] = []
+    seen: set[int] = set()
+
+    def add(value: Any, outer: Any, depth: int = 0) -> None:
+        if depth > 8 or id(value) in seen:
+            return
+        seen.add(id(value))
+        if isinstance(value, types.FunctionType):
+            if value.__module__ == name:
+                found.append((value, outer))
+        elif isinstance(value, (classmethod, staticmethod)):
+            add(value.__func__, outer, depth + 1)
+        elif isinstance(value, property):
+            for accessor in (value.fget, value.fset, value.fdel):
+                if accessor is not None:
+                    add(accessor, accessor, depth + 1)
+        elif isinstance(value, (functools.cached_property, functools.partialmethod)):
+            add(value.func, outer, depth + 1)
+        elif isinstance(value, type):
+            if value.__module__ == name:
+                for attr in list(vars(value).values()):
+                    add(attr, attr, depth + 1)
+            return
+        wrapped = _safe_getattr(value, "__wrapped__")
+        if wrapped is not None:
+            add(wrapped, outer, depth + 1)
+
+    values = list(vars(module).values()) + list(identity._anchors.get(name, {}).values())
+    for value in values:
+        add(value, value)
+    return found
+
+
+def _safe_getattr(value: Any, attr: str) -> Any:
+    try:
+        return getattr(value, attr, None)
+    except Exception:  # a proxy (flask.request) may raise outside its context
+        return None
+
+
+# -- analysis ----------------------------------------------------------------------------------
+
+# Per module: the source its Uses were computed from, and them.
+_uses_cache: dict[str, tuple[bytes, body_diff.Uses]] = {}
+
+
+def _uses(name: str, source: bytes, path: str) -> body_diff.Uses:
+    cached = _uses_cache.get(name)
+    if cached is not None and cached[0] == source:
+        return cached[1]
+    result = body_diff.uses(ast.parse(source, path))
+    _uses_cache[name] = (source, result)
+    return result
+
+
+def _source_of(engine: Any, module: types.ModuleType) -> tuple[str, bytes]:
+    spec = module.__spec__
+    path = getattr(spec, "origin", None) if spec is not None else None
+    if not path:
+        raise _Fallback(f"{module.__name__} has no source file")
+    source = engine.recorded_source(path)
+    if source is None:
+        raise _Fallback(f"{module.__name__}: the source it ran from is unknown")
+    return path, source
+
+
+def _is_dunder(name: str) -> bool:
+    return name.startswith("__") and name.endswith("__")
+
+
+def _changed_names(
+    qualnames: set[str], everyone: list[body_diff.Uses]
+) -> tuple[set[str], set[str]]:
+    """T: the names whose calls run changed code (see the module docstring), and the top-level
+    function names among them (whose caches need clearing)."""
+    import_time: set[str] = set()
+    for uses in everyone:
+        import_time |= uses.expand(uses.import_time)
+
+    def names_for(function: str, classes: tuple[str, ...]) -> set[str]:
+        if not classes:
+            return {function}
+        # Methods: the attribute; the class when constructing it may call the method.
+        names = {function}
+        if _is_dunder(function) or any(c in import_time for c in classes):
+            names.update(classes)
+        return names
+
+    changed: set[str] = set()
+    for qualname in qualnames:
+        *classes, function = qualname.split(".")
+        changed |= names_for(function, tuple(classes))
+    grown = True
+    while grown:
+        grown = False
+        for uses in everyone:
+            for function, classes, inside in uses.bodies:
+                if function in changed and (not classes or classes[-1] in changed):
+                    continue
+                if uses.expand(inside) & changed:
+                    new = names_for(function, classes) - changed
+                    if new:
+                        changed |= new
+                        grown = True
+    return changed, import_time
+
+
+def plan(
+    engine: Any, changed: list[str], called_at_start: frozenset[str] = frozenset()
+) -> Plan | None:
+    """A patch that applies the edits of `changed` without re-executing anything, or None when
+    they need the normal reload. `called_at_start`: names the server itself calls once to get
+    the app (an app factory), which count as running at import time."""
+    try:
+        return _plan(engine, changed, called_at_start)
+    except _Fallback as why:
+        logger.debug("full reload: %s", why)
+        return None
+    except Exception as exc:  # a bug of ours must never cost the user a reload
+        logger.debug("full reload (cutoff analysis failed): %r", exc)
+        return None
+
+
+def _plan(engine: Any, changed: list[str], called_at_start: frozenset[str]) -> Plan:
+    result = Plan(list(changed))
+    qualnames: set[str] = set()
+    new_sources: dict[str, bytes] = {}
+    for name in changed:
+        module = sys.modules.get(name)
+        if module is None:
+            raise _Fallback(f"{name} is not loaded")
+        if getattr(module, "__hmr_restart__", False) is True:
+            raise _Fallback(f"{name} asks for a restart")
+        path, old_source = _source_of(engine, module)
+        try:
+            with open(path, "rb") as file:
+                new_source = file.read()
+            old_tree = ast.parse(old_source, path)
+            new_tree = ast.parse(new_source, path)  # a syntax error: the normal reload reports it
+            new_uses = body_diff.uses(new_tree)
+            old_shape, new_shape = body_diff.shape(old_tree), body_diff.shape(new_tree)
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise _Fallback(f"{name}: {exc}") from exc
+        if old_shape.skeleton != new_shape.skeleton:
+            raise _Fallback(f"{name}: more than function bodies changed")
+        _uses_cache[name] = (new_source, new_uses)
+        new_sources[name] = new_source
+        qualnames |= {
+            qualname
+            for key, body in new_shape.bodies.items()
+            if old_shape.bodies.get(key) != body
+            for qualname in [key[0]]
+        }
+        old_codes = _qualnames(compile(old_source, path, "exec", dont_inherit=True))
+        new_codes = _qualnames(compile(new_source, path, "exec", dont_inherit=True))
+        if old_codes.keys() != new_codes.keys():
+            raise _Fallback(f"{name}: the functions do not line up")
+        live = _live_functions(module, name)
+        for key, new_code in new_codes.items():
+            old_code = old_codes[key]
+            if _same(old_code, new_code):
+                continue
+            if old_code.co_freevars != new_code.co_freevars:
+                raise _Fallback(f"{name}.{key[0]}: its free variables changed")
+            if (old_code.co_flags ^ new_code.co_flags) & _KIND_FLAGS:
+                raise _Fallback(f"{name}.{key[0]}: sync/async/generator kind changed")
+            twins = [k for k, c in old_codes.items() if k != key and c == old_code]
+            if twins:
+                raise _Fallback(f"{name}.{key[0]}: cannot tell identical functions apart")
+            targets = [f for f, _ in live if f.__code__ == old_code]
+            if not targets:
+                raise _Fallback(f"{name}.{key[0]}: no live function runs this code")
+            result.patches.extend((f, new_code) for f in targets)
+        result.sources.append((path, new_source))
+
+    if qualnames:
+        closure = engine.closure(list(changed))
+        everyone = []
+        for member in closure:
+            module = sys.modules.get(member)
+            if module is None:
+                continue
+            if member in new_sources:
+                everyone.append(_uses_cache[member][1])
+                continue
+            path, source = _source_of(engine, module)
+            everyone.append(_uses(member, source, path))
+        names, import_time = _changed_names(qualnames, everyone)
+        used = names & (import_time | called_at_start)
+        if used:
+            raise _Fallback(f"{', '.join(sorted(used))} may run while a module imports")
+        for member in closure:
+            module = sys.modules.get(member)
+            if module is None:
+                continue
+            for value in list(vars(module).values()):
+                if callable(_safe_getattr(value, "cache_clear")):
+                    inner = inspect.unwrap(value) if hasattr(value, "__wrapped__") else None
+                    if getattr(inner, "__name__", None) in names:
+                        result.caches.append(value)
+    return result
+
+
+def apply(engine: Any, patch: Plan) -> None:
+    """Patches every function, all or nothing; then clears the caches and records the sources."""
+    done: list[tuple[types.FunctionType, types.CodeType]] = []
+    try:
+        for function, code in patch.patches:
+            done.append((function, function.__code__))
+            function.__code__ = code
+    except BaseException:
+        for function, code in reversed(done):
+            function.__code__ = code
+        raise
+    for cached in patch.caches:
+        try:
+            cached.cache_clear()
+        except Exception as exc:
+            logger.debug("cache_clear of %r failed: %r", cached, exc)
+    for path, source in patch.sources:
+        engine.record_source(path, source)
+
+
+def describe(patch: Plan, files: str, elapsed_ms: float, held: int) -> str:
+    """The log line (it starts like a normal reload's, so anything counting reloads sees it)."""
+    count = patch.functions
+    cleared = f", {len(patch.caches)} cache{'s' if len(patch.caches) != 1 else ''} cleared"
+    return (
+        f"reloaded 0 modules in {elapsed_ms:.1f} ms (held {held} request{'' if held == 1 else 's'})"
+        f" after changes to {files}: {count} function{'' if count == 1 else 's'} patched in "
+        f"place{cleared if patch.caches else ''}, no module re-executed"
+    )
