@@ -217,8 +217,7 @@ class Reloader:
         """Early cutoff (reload/cutoff.py): an edit of function bodies only patches the live
         functions, with the gate closed. False: the normal reload must run."""
         if any(
-            integrations.call(i, "restart_reason", changed, list(batch)) is not None
-            for i in active
+            integrations.call(i, "restart_reason", changed, list(batch)) is not None for i in active
         ):
             return False
         factory = self.target.attrs.rsplit(".", 1)[-1] if self.target.factory else None
