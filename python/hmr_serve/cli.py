@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=16 * 1024 * 1024,
         metavar="BYTES",
-        help="largest WebSocket message accepted; bigger ones close with 1009 (default: %(default)s)",
+        help="largest WebSocket message; bigger ones close with 1009 (default: %(default)s)",
     )
     ws.add_argument(
         "--ws-ping-interval",

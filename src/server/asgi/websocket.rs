@@ -147,6 +147,8 @@ fn bad_request(reason: &str) -> Response<ResponseBody> {
         http::header::CONTENT_LENGTH,
         HeaderValue::from(text.len()),
     );
+    // The client expected to switch protocols: it is not waiting to send another request.
+    head.headers.insert(CONNECTION, HeaderValue::from_static("close"));
     head.body = BodySource::Full(bytes::Bytes::from(text));
     head.into_response(None)
 }
