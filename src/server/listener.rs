@@ -205,7 +205,9 @@ fn spawn_connection<I>(
             response
         });
     let service = TowerToHyperService::new(stack);
-    let connection = builder.serve_connection(TokioIo::new(io), service).with_upgrades();
+    let connection = builder
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
     let connection = graceful.watch(connection);
     tokio::spawn(async move {
         if let Err(err) = connection.await {

@@ -143,12 +143,11 @@ fn switching_protocols(
 fn bad_request(reason: &str) -> Response<ResponseBody> {
     let text = format!("Failed to open a WebSocket connection: {reason}.\n");
     let mut head = ResponseHead::plain(StatusCode::BAD_REQUEST, "");
-    head.headers.insert(
-        http::header::CONTENT_LENGTH,
-        HeaderValue::from(text.len()),
-    );
+    head.headers
+        .insert(http::header::CONTENT_LENGTH, HeaderValue::from(text.len()));
     // The client expected to switch protocols: it is not waiting to send another request.
-    head.headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    head.headers
+        .insert(CONNECTION, HeaderValue::from_static("close"));
     head.body = BodySource::Full(bytes::Bytes::from(text));
     head.into_response(None)
 }
@@ -191,7 +190,10 @@ pub async fn handle(
     let head = match switching_protocols(&key, subprotocol, headers) {
         Ok(head) => head,
         Err(reason) => {
-            log::write(Level::Error, &format!("WebSocket handshake failed: {reason}"));
+            log::write(
+                Level::Error,
+                &format!("WebSocket handshake failed: {reason}"),
+            );
             return response::internal_error();
         }
     };
@@ -290,13 +292,19 @@ mod tests {
 
     #[test]
     fn recognises_upgrade_requests() {
-        assert_eq!(upgrade_requested(request(VALID).headers()), Upgrade::WebSocket);
+        assert_eq!(
+            upgrade_requested(request(VALID).headers()),
+            Upgrade::WebSocket
+        );
         let plain = request(&[("Connection", "keep-alive")]);
         assert_eq!(upgrade_requested(plain.headers()), Upgrade::None);
         // An Upgrade header without the Connection token is no upgrade (RFC 9110 7.8).
         let no_token = request(&[("Upgrade", "websocket")]);
         assert_eq!(upgrade_requested(no_token.headers()), Upgrade::None);
-        let h2c = request(&[("Connection", "Upgrade, HTTP2-Settings"), ("Upgrade", "h2c")]);
+        let h2c = request(&[
+            ("Connection", "Upgrade, HTTP2-Settings"),
+            ("Upgrade", "h2c"),
+        ]);
         assert_eq!(upgrade_requested(h2c.headers()), Upgrade::Unsupported);
     }
 
@@ -347,7 +355,10 @@ mod tests {
             ("Sec-WebSocket-Protocol", "graphql-ws, chat"),
             ("Sec-WebSocket-Protocol", " v2 "),
         ]);
-        assert_eq!(subprotocols(req.headers()), vec!["graphql-ws", "chat", "v2"]);
+        assert_eq!(
+            subprotocols(req.headers()),
+            vec!["graphql-ws", "chat", "v2"]
+        );
     }
 
     #[test]
@@ -374,7 +385,11 @@ mod tests {
                 get("subprotocols").extract::<Vec<String>>().unwrap(),
                 vec!["chat", "v2"]
             );
-            assert!(get("extensions").get_item("websocket.http.response").is_ok());
+            assert!(
+                get("extensions")
+                    .get_item("websocket.http.response")
+                    .is_ok()
+            );
             assert_eq!(
                 get("asgi")
                     .get_item("spec_version")

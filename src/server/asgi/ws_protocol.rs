@@ -65,13 +65,12 @@ pub struct Delivery {
 impl Delivery {
     /// Runs on the loop thread: completes the app's `receive` future, or keeps the message for
     /// the next `receive` when this one was cancelled.
-    pub fn complete(
-        self,
-        py: Python<'_>,
-        resolve: &Py<PyAny>,
-        future: Py<PyAny>,
-    ) -> PyResult<()> {
-        if future.bind(py).call_method0(intern!(py, "done"))?.is_truthy()? {
+    pub fn complete(self, py: Python<'_>, resolve: &Py<PyAny>, future: Py<PyAny>) -> PyResult<()> {
+        if future
+            .bind(py)
+            .call_method0(intern!(py, "done"))?
+            .is_truthy()?
+        {
             if let WsEvent::Received(message) = self.event {
                 *self.stash.lock().unwrap_or_else(|e| e.into_inner()) = Some(message);
             }
@@ -326,10 +325,7 @@ impl WebSocketProtocol {
                 },
                 "websocket.http.response.body",
             ) => {
-                body.extend_from_slice(&body_bytes(optional_item(
-                    &message,
-                    intern!(py, "body"),
-                )?)?);
+                body.extend_from_slice(&body_bytes(optional_item(&message, intern!(py, "body"))?)?);
                 let more_body = match optional_item(&message, intern!(py, "more_body"))? {
                     Some(value) => value.is_truthy()?,
                     None => false,

@@ -164,9 +164,7 @@ impl Keepalive {
         let payload = Bytes::copy_from_slice(&self.sent.to_be_bytes());
         let now = Instant::now();
         self.next_ping = now + self.interval.unwrap_or_default();
-        self.awaiting = self
-            .timeout
-            .map(|timeout| (payload.clone(), now + timeout));
+        self.awaiting = self.timeout.map(|timeout| (payload.clone(), now + timeout));
         payload
     }
 
@@ -405,13 +403,19 @@ mod tests {
             size: 2,
             max_size: 1,
         });
-        assert_eq!(read_failure(&too_big), (code::TOO_BIG, "message too big", true));
+        assert_eq!(
+            read_failure(&too_big),
+            (code::TOO_BIG, "message too big", true)
+        );
         let reset = WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake);
         assert_eq!(read_failure(&reset).0, code::ABNORMAL);
         assert!(!read_failure(&reset).2);
         let bad = WsError::Protocol(ProtocolError::UnmaskedFrameFromClient);
         assert_eq!(read_failure(&bad).0, code::PROTOCOL_ERROR);
-        assert_eq!(read_failure(&WsError::Utf8("x".into())).0, code::INVALID_DATA);
+        assert_eq!(
+            read_failure(&WsError::Utf8("x".into())).0,
+            code::INVALID_DATA
+        );
     }
 
     #[test]
@@ -430,7 +434,10 @@ mod tests {
         assert!(keepalive.ping_due().is_some());
         assert!(keepalive.pong_deadline().is_none());
         let first = keepalive.ping();
-        assert!(keepalive.ping_due().is_none(), "no second ping while one is unanswered");
+        assert!(
+            keepalive.ping_due().is_none(),
+            "no second ping while one is unanswered"
+        );
         assert!(keepalive.pong_deadline().is_some());
         keepalive.pong(b"other");
         assert!(keepalive.pong_deadline().is_some());
