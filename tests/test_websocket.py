@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import raw_request, wait_for_marker
+from conftest import raw_request, run_cli, wait_for_marker
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -273,6 +273,20 @@ def test_client_vanishing_is_a_1006_disconnect(server, markers):
     wait_for_marker(markers, "disconnect /vanish 1006 ")
 
 
+def test_client_leaving_before_the_handshake_is_answered(server, markers):
+    key = base64.b64encode(os.urandom(16))
+    request = (
+        b"GET /wait-before-accept HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+        b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: "
+        + key
+        + b"\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(request)
+        wait_for_marker(markers, "waiting before accept")
+    wait_for_marker(markers, "before accept websocket.disconnect 1006")
+
+
 def test_send_after_the_client_left_raises_oserror(server, markers):
     async def scenario():
         async with connect(ws_url(server, "/send-after-disconnect")):
@@ -385,6 +399,15 @@ def read_frame(sock: socket.socket) -> tuple[int, bytes]:
     elif length == 127:
         (length,) = struct.unpack("!Q", exactly(8))
     return first & 0x0F, exactly(length)
+
+
+def test_bad_ws_options_are_refused_clearly():
+    result = run_cli(["ws_asgi:app", "--ws-max-size", "0"])
+    assert result.returncode == 2
+    assert "--ws-max-size must be at least 1" in result.stderr
+    result = run_cli(["ws_asgi:app", "--ws-ping-timeout", "-1"])
+    assert result.returncode == 2
+    assert "must not be negative" in result.stderr
 
 
 def test_keepalive_pings_and_closes_1011_when_unanswered(start_server):

@@ -128,6 +128,14 @@ async def return_without_accept(scope, receive, send):
     await expect_connect(receive)
 
 
+async def wait_before_accept(scope, receive, send):
+    """Never answers the handshake: learns from receive() that the client left."""
+    await expect_connect(receive)
+    mark("waiting before accept")
+    message = await receive()
+    mark(f"before accept {message['type']} {message.get('code')}")
+
+
 async def push(scope, receive, send):
     """Sends many messages without reading, then closes: exercises send-side backpressure."""
     await expect_connect(receive)
@@ -170,6 +178,7 @@ WEBSOCKET_ROUTES = {
     "/raise-after-accept": raise_after_accept,
     "/return-without-accept": return_without_accept,
     "/push": push,
+    "/wait-before-accept": wait_before_accept,
     "/send-after-disconnect": send_after_disconnect,
     "/state": state,
 }
