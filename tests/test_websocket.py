@@ -126,6 +126,16 @@ def test_server_sends_many_messages_without_reading(server):
     assert (code, reason) == (1000, "all sent")
 
 
+def test_a_cancelled_receive_loses_no_message(server):
+    async def scenario():
+        async with connect(ws_url(server, "/cancelled-receive")) as ws:
+            assert await ws.recv() == "ready"
+            await ws.send("first")
+            return await ws.recv()
+
+    assert run(scenario()) == "got:first"
+
+
 def test_client_ping_is_answered(server):
     async def scenario():
         async with connect(ws_url(server, "/echo"), ping_interval=None) as ws:

@@ -136,6 +136,22 @@ async def wait_before_accept(scope, receive, send):
     mark(f"before accept {message['type']} {message.get('code')}")
 
 
+async def cancelled_receive(scope, receive, send):
+    """A receive given up on (timeout) must not swallow the message that arrives after it."""
+    await expect_connect(receive)
+    await send({"type": "websocket.accept"})
+    try:
+        await asyncio.wait_for(receive(), 0.2)
+    except asyncio.TimeoutError:
+        pass
+    else:
+        raise AssertionError("the client sent nothing yet")
+    await send({"type": "websocket.send", "text": "ready"})
+    message = await receive()
+    await send({"type": "websocket.send", "text": "got:" + message["text"]})
+    await send({"type": "websocket.close"})
+
+
 async def push(scope, receive, send):
     """Sends many messages without reading, then closes: exercises send-side backpressure."""
     await expect_connect(receive)
@@ -178,6 +194,7 @@ WEBSOCKET_ROUTES = {
     "/raise-after-accept": raise_after_accept,
     "/return-without-accept": return_without_accept,
     "/push": push,
+    "/cancelled-receive": cancelled_receive,
     "/wait-before-accept": wait_before_accept,
     "/send-after-disconnect": send_after_disconnect,
     "/state": state,

@@ -16,7 +16,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use tokio::sync::mpsc::error::{TryRecvError, TrySendError};
-use tokio::sync::{Mutex as AsyncMutex, mpsc, oneshot};
+use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard, mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::awaitable::Ready;
@@ -60,6 +60,9 @@ pub enum WsEvent {
 pub struct Delivery {
     event: WsEvent,
     stash: Arc<Mutex<Option<Inbound>>>,
+    /// Held until the message is delivered or stashed, so that a `receive` waiting behind this
+    /// one looks at the stash only after it was filled.
+    _inbox: OwnedMutexGuard<mpsc::Receiver<Inbound>>,
 }
 
 impl Delivery {
@@ -230,14 +233,23 @@ impl WebSocketProtocol {
         let stash = self.stash.clone();
         let bridge = self.bridge.clone();
         self.bridge.runtime.spawn(async move {
-            let event = match inbox.lock().await.recv().await {
+            let mut inbox = inbox.lock_owned().await;
+            let stashed = stash.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let event = match stashed {
                 Some(message) => WsEvent::Received(message),
-                None => {
-                    let (close_code, reason) = closed.get();
-                    WsEvent::Disconnect(close_code, reason)
-                }
+                None => match inbox.recv().await {
+                    Some(message) => WsEvent::Received(message),
+                    None => {
+                        let (close_code, reason) = closed.get();
+                        WsEvent::Disconnect(close_code, reason)
+                    }
+                },
             };
-            let delivery = Delivery { event, stash };
+            let delivery = Delivery {
+                event,
+                stash,
+                _inbox: inbox,
+            };
             resolve_later(&bridge, future, Completion::WebSocket(Box::new(delivery)));
         });
         Ok(result)
