@@ -10,6 +10,10 @@ use pyo3::prelude::*;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<server::handle::Server>()?;
     m.add_class::<reload::engine::ReloadEngine>()?;
+    m.add(
+        "ClientDisconnected",
+        m.py().get_type::<server::asgi::ClientDisconnected>(),
+    )?;
     m.add_function(wrap_pyfunction!(server::log::set_log_level, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

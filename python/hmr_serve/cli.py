@@ -70,6 +70,38 @@ def build_parser() -> argparse.ArgumentParser:
         help="WSGI requests served at once (default: %(default)s)",
     )
 
+    ws = parser.add_argument_group("websockets")
+    ws.add_argument(
+        "--ws",
+        choices=["auto", "none", "websockets", "websockets-sansio", "wsproto"],
+        default="auto",
+        help=(
+            "WebSocket support for ASGI apps; none serves upgrade requests as plain HTTP. The "
+            "uvicorn implementation names select the built-in one (default: %(default)s)"
+        ),
+    )
+    ws.add_argument(
+        "--ws-max-size",
+        type=int,
+        default=16 * 1024 * 1024,
+        metavar="BYTES",
+        help="largest WebSocket message; bigger ones close with 1009 (default: %(default)s)",
+    )
+    ws.add_argument(
+        "--ws-ping-interval",
+        type=float,
+        default=20.0,
+        metavar="SECONDS",
+        help="ping WebSocket clients this often; 0 turns pings off (default: %(default)s)",
+    )
+    ws.add_argument(
+        "--ws-ping-timeout",
+        type=float,
+        default=20.0,
+        metavar="SECONDS",
+        help="close with 1011 when a ping is not answered this fast (default: %(default)s)",
+    )
+
     reload = parser.add_argument_group("reload")
     reload.add_argument(
         "--reload",
@@ -155,6 +187,10 @@ def parse(argv: list[str] | None = None) -> Config:
             "--workers is not supported: a development server runs one process so it can "
             "hot-reload it; use a production server (uvicorn, granian, gunicorn) for workers"
         )
+    if args.ws_max_size < 1:
+        parser.error("--ws-max-size must be at least 1")
+    if args.ws_ping_interval < 0 or args.ws_ping_timeout < 0:
+        parser.error("--ws-ping-interval and --ws-ping-timeout must not be negative")
     return Config(
         app=args.app,
         host=args.host,
@@ -179,6 +215,10 @@ def parse(argv: list[str] | None = None) -> Config:
         log_level=args.log_level,
         access_log=args.access_log,
         timeout_graceful_shutdown=args.timeout_graceful_shutdown,
+        ws="none" if args.ws == "none" else "auto",
+        ws_max_size=args.ws_max_size,
+        ws_ping_interval=args.ws_ping_interval,
+        ws_ping_timeout=args.ws_ping_timeout,
     )
 
 

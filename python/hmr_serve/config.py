@@ -40,6 +40,10 @@ class Config:
     timeout_graceful_shutdown: float | None = 10.0
     wsgi_threads: int = 32
     backlog: int = 2048
+    ws: str = "auto"  # "none": upgrade requests reach the app as plain HTTP
+    ws_max_size: int = 16 * 1024 * 1024
+    ws_ping_interval: float | None = 20.0
+    ws_ping_timeout: float | None = 20.0
 
     @property
     def log_level_number(self) -> int:

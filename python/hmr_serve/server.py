@@ -306,6 +306,10 @@ async def _serve(
         access_log=config.access_log,
         wsgi_threads=config.wsgi_threads,
         graceful_timeout=config.timeout_graceful_shutdown,
+        ws=config.ws != "none",
+        ws_max_size=config.ws_max_size,
+        ws_ping_interval=config.ws_ping_interval,
+        ws_ping_timeout=config.ws_ping_timeout,
     )
     fix_watcher = None
     if session.failure is not None:

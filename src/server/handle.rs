@@ -13,7 +13,7 @@ use tokio::runtime::Runtime;
 use tokio::sync::{oneshot, watch};
 
 use super::app_slot::AppSlot;
-use super::asgi::AsgiBridge;
+use super::asgi::{AsgiBridge, WsConfig};
 use super::listener::{self, Control, Listener};
 use super::service::{Bridge, StackConfig};
 use super::wsgi::{WorkerPool, WsgiBridge};
@@ -44,6 +44,16 @@ fn os_error(err: std::io::Error, what: &str) -> PyErr {
         errno,
         format!("error while attempting to bind on {what}: {reason}"),
     ))
+}
+
+/// A non-negative number of seconds from Python; None or 0 turns the timer off.
+fn seconds(value: Option<f64>) -> PyResult<Option<Duration>> {
+    match value {
+        None => Ok(None),
+        Some(secs) => Duration::try_from_secs_f64(secs)
+            .map(Some)
+            .map_err(|_| PyValueError::new_err(format!("invalid number of seconds: {secs}"))),
+    }
 }
 
 impl Server {
@@ -120,7 +130,8 @@ impl Server {
     #[pyo3(signature = (
         app, interface, *, log_exception, event_loop = None, dispatch = None, resolve = None,
         state = None, root_path = String::new(), access_log = true, wsgi_threads = 32,
-        graceful_timeout = None,
+        graceful_timeout = None, ws = true, ws_max_size = 16 * 1024 * 1024,
+        ws_ping_interval = Some(20.0), ws_ping_timeout = Some(20.0),
     ))]
     fn start(
         &self,
@@ -136,6 +147,10 @@ impl Server {
         access_log: bool,
         wsgi_threads: usize,
         graceful_timeout: Option<f64>,
+        ws: bool,
+        ws_max_size: usize,
+        ws_ping_interval: Option<f64>,
+        ws_ping_timeout: Option<f64>,
     ) -> PyResult<()> {
         let runtime = self.runtime_handle()?;
         let listener = self
@@ -170,6 +185,12 @@ impl Server {
                     state,
                     root_path,
                     runtime.clone(),
+                    ws.then_some(WsConfig {
+                        max_size: ws_max_size,
+                        ping_interval: seconds(ws_ping_interval)?,
+                        ping_timeout: seconds(ws_ping_timeout)?,
+                    }),
+                    self.shutdown.subscribe(),
                 )?)
             }
             "wsgi" => Bridge::Wsgi(Arc::new(WsgiBridge {

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use http::header::{CONNECTION, HeaderValue};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket, UnixListener};
@@ -21,6 +20,7 @@ use tokio::sync::watch;
 use tower::ServiceExt;
 
 use super::conn_info::ConnInfo;
+use super::graceful::GracefulShutdown;
 use super::log::{self, Level};
 use super::service::StackConfig;
 
@@ -205,7 +205,9 @@ fn spawn_connection<I>(
             response
         });
     let service = TowerToHyperService::new(stack);
-    let connection = builder.serve_connection(TokioIo::new(io), service);
+    let connection = builder
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
     let connection = graceful.watch(connection);
     tokio::spawn(async move {
         if let Err(err) = connection.await {

@@ -6,6 +6,7 @@ pub mod app_slot;
 pub mod asgi;
 pub mod conn_info;
 pub mod disconnect;
+pub mod graceful;
 pub mod handle;
 pub mod listener;
 pub mod log;

@@ -13,16 +13,20 @@ use bytes::Bytes;
 use pyo3::prelude::*;
 
 use super::protocol::PendingRequest;
+use super::websocket::PendingWebSocket;
+use super::ws_protocol::Delivery;
 
 /// The value an asyncio future waiting on the network is completed with.
 pub enum Completion {
     Request { body: Bytes, more_body: bool },
     Disconnect,
     Nothing,
+    WebSocket(Box<Delivery>),
 }
 
 pub enum Job {
     Dispatch(Box<PendingRequest>),
+    WebSocket(Box<PendingWebSocket>),
     Resolve(Py<PyAny>, Completion),
 }
 

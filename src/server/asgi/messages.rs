@@ -21,3 +21,35 @@ pub fn http_disconnect(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     message.set_item(intern!(py, "type"), intern!(py, "http.disconnect"))?;
     Ok(message)
 }
+
+pub fn websocket_connect(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let message = PyDict::new(py);
+    message.set_item(intern!(py, "type"), intern!(py, "websocket.connect"))?;
+    Ok(message)
+}
+
+pub fn websocket_text<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyDict>> {
+    let message = PyDict::new(py);
+    message.set_item(intern!(py, "type"), intern!(py, "websocket.receive"))?;
+    message.set_item(intern!(py, "text"), text)?;
+    Ok(message)
+}
+
+pub fn websocket_bytes<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyDict>> {
+    let message = PyDict::new(py);
+    message.set_item(intern!(py, "type"), intern!(py, "websocket.receive"))?;
+    message.set_item(intern!(py, "bytes"), PyBytes::new(py, data))?;
+    Ok(message)
+}
+
+pub fn websocket_disconnect<'py>(
+    py: Python<'py>,
+    code: u16,
+    reason: &str,
+) -> PyResult<Bound<'py, PyDict>> {
+    let message = PyDict::new(py);
+    message.set_item(intern!(py, "type"), intern!(py, "websocket.disconnect"))?;
+    message.set_item(intern!(py, "code"), code)?;
+    message.set_item(intern!(py, "reason"), reason)?;
+    Ok(message)
+}

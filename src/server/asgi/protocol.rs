@@ -67,7 +67,7 @@ impl HttpProtocol {
     }
 }
 
-fn body_bytes(value: Option<Bound<'_, PyAny>>) -> PyResult<Bytes> {
+pub(super) fn body_bytes(value: Option<Bound<'_, PyAny>>) -> PyResult<Bytes> {
     let Some(value) = value else {
         return Ok(Bytes::new());
     };
@@ -98,7 +98,7 @@ fn header_bytes(value: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     value.extract::<Vec<u8>>()
 }
 
-fn parse_headers(headers: Option<Bound<'_, PyAny>>) -> PyResult<HeaderMap> {
+pub(super) fn parse_headers(headers: Option<Bound<'_, PyAny>>) -> PyResult<HeaderMap> {
     let mut map = HeaderMap::new();
     let Some(headers) = headers else {
         return Ok(map);
@@ -121,7 +121,7 @@ fn parse_headers(headers: Option<Bound<'_, PyAny>>) -> PyResult<HeaderMap> {
     Ok(map)
 }
 
-fn optional_item<'py>(
+pub(super) fn optional_item<'py>(
     message: &Bound<'py, PyAny>,
     key: &Bound<'py, PyString>,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {

@@ -1,4 +1,5 @@
-//! The ASGI `http` connection scope, built exactly as the ASGI 3 spec describes it.
+//! The ASGI `http` connection scope, built exactly as the ASGI 3 spec describes it, and the fields
+//! it shares with the `websocket` scope.
 
 use http::request::Parts;
 use percent_encoding::percent_decode;
@@ -24,15 +25,35 @@ pub fn build<'py>(
     state: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let scope = PyDict::new(py);
-    let asgi = PyDict::new(py);
-    asgi.set_item(intern!(py, "version"), intern!(py, "3.0"))?;
-    asgi.set_item(intern!(py, "spec_version"), intern!(py, "2.3"))?;
     scope.set_item(intern!(py, "type"), intern!(py, "http"))?;
-    scope.set_item(intern!(py, "asgi"), asgi)?;
+    scope.set_item(intern!(py, "asgi"), asgi_versions(py, intern!(py, "2.3"))?)?;
     scope.set_item(intern!(py, "http_version"), http_version(parts.version))?;
     scope.set_item(intern!(py, "method"), parts.method.as_str())?;
     scope.set_item(intern!(py, "scheme"), conn.scheme)?;
+    add_request_fields(py, &scope, parts, conn, root_path, state)?;
+    Ok(scope)
+}
 
+/// The scope's `asgi` entry.
+pub fn asgi_versions<'py>(
+    py: Python<'py>,
+    spec_version: &Bound<'py, PyString>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let asgi = PyDict::new(py);
+    asgi.set_item(intern!(py, "version"), intern!(py, "3.0"))?;
+    asgi.set_item(intern!(py, "spec_version"), spec_version)?;
+    Ok(asgi)
+}
+
+/// What `http` and `websocket` scopes share: path, query, headers, addresses, state.
+pub fn add_request_fields<'py>(
+    py: Python<'py>,
+    scope: &Bound<'py, PyDict>,
+    parts: &Parts,
+    conn: &ConnInfo,
+    root_path: &str,
+    state: Option<&Bound<'py, PyDict>>,
+) -> PyResult<()> {
     // Like uvicorn, `path` and `raw_path` carry the root path in front of the request target.
     let raw_path = parts.uri.path();
     let decoded = percent_decode(raw_path.as_bytes()).decode_utf8_lossy();
@@ -82,7 +103,7 @@ pub fn build<'py>(
         // Each request gets a shallow copy, so one request cannot rebind what another sees.
         scope.set_item(intern!(py, "state"), state.copy()?)?;
     }
-    Ok(scope)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@ use super::jobs::{Completion, Job, JobQueue};
 use super::messages;
 use super::protocol::{HttpProtocol, PendingRequest};
 use super::scope;
+use super::websocket::{self, Upgrade};
+use super::ws_session::WsConfig;
 use crate::server::app_slot::AppSlot;
 use crate::server::conn_info::ConnInfo;
 use crate::server::disconnect::{Disconnect, DisconnectGuard};
@@ -23,14 +25,18 @@ use crate::server::response::{self, ResponseBody, ResponseHead};
 pub struct AsgiBridge {
     pub(super) create_future: Py<PyAny>,
     /// `dispatch(app, scope, protocol)`: starts the app as a task.
-    dispatch: Py<PyAny>,
+    pub(super) dispatch: Py<PyAny>,
     /// `resolve(future, result, exception)`: completes a future unless it was cancelled.
     resolve: Py<PyAny>,
     pub(super) jobs: JobQueue,
-    app: Arc<AppSlot>,
-    state: Option<Py<PyDict>>,
-    root_path: String,
+    pub(super) app: Arc<AppSlot>,
+    pub(super) state: Option<Py<PyDict>>,
+    pub(super) root_path: String,
     pub(super) runtime: tokio::runtime::Handle,
+    /// None with `--ws none`: upgrade requests go to the app as plain HTTP.
+    pub(super) ws: Option<WsConfig>,
+    /// Turns true when the server stops: open WebSockets close with 1012.
+    pub(super) shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Registered with `loop.add_reader` on the job queue's eventfd.
@@ -55,6 +61,8 @@ impl AsgiBridge {
         state: Option<Py<PyDict>>,
         root_path: String,
         runtime: tokio::runtime::Handle,
+        ws: Option<WsConfig>,
+        shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> PyResult<Arc<Self>> {
         let jobs = JobQueue::new()?;
         let bridge = Arc::new(Self {
@@ -66,6 +74,8 @@ impl AsgiBridge {
             state,
             root_path,
             runtime,
+            ws,
+            shutdown,
         });
         let runner = Py::new(py, RunJobs(bridge.clone()))?;
         event_loop.call_method1("add_reader", (bridge.jobs.fd(), runner))?;
@@ -81,6 +91,7 @@ impl AsgiBridge {
         for job in self.jobs.take() {
             let result = match job {
                 Job::Dispatch(request) => self.start_app(py, *request),
+                Job::WebSocket(pending) => websocket::start_app(self, py, *pending),
                 Job::Resolve(future, completion) => self.complete(py, future, completion),
             };
             if let Err(err) = result {
@@ -111,6 +122,7 @@ impl AsgiBridge {
             }
             Completion::Disconnect => messages::http_disconnect(py)?.into_any(),
             Completion::Nothing => py.None().into_bound(py),
+            Completion::WebSocket(delivery) => return delivery.complete(py, &self.resolve, future),
         };
         self.resolve.call1(py, (future, value, py.None()))?;
         Ok(())
@@ -121,6 +133,14 @@ impl AsgiBridge {
         req: Request<Incoming>,
         conn: Arc<ConnInfo>,
     ) -> Response<ResponseBody> {
+        match websocket::upgrade_requested(req.headers()) {
+            Upgrade::None => {}
+            Upgrade::WebSocket if self.ws.is_some() => {
+                let config = self.ws.clone().expect("checked by the guard");
+                return websocket::handle(self, config, req, conn).await;
+            }
+            _ => log::write(Level::Warning, "Unsupported upgrade request."),
+        }
         let (parts, body) = req.into_parts();
         let Ok(body) = RequestBody::prepare(body).await else {
             // The client went away while sending its body; nobody is left to answer.
