@@ -11,6 +11,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<server::handle::Server>()?;
     m.add_class::<reload::engine::ReloadEngine>()?;
     m.add_function(wrap_pyfunction!(server::log::set_log_level, m)?)?;
+    m.add_function(wrap_pyfunction!(server::log::set_log_colors, m)?)?;
+    m.add_function(wrap_pyfunction!(server::log::log_to_python, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
