@@ -315,9 +315,8 @@ def test_tls_bad_files_are_clear_errors(tmp_path, broken):
         other = tmp_path / "other"
         other.mkdir()
         _, keyfile = _self_signed(other)
-    proc = run_cli(
-        ["raw_asgi:app", "--port", "0", "--ssl-certfile", str(certfile), "--ssl-keyfile", str(keyfile)]
-    )
+    tls_args = ["--ssl-certfile", str(certfile), "--ssl-keyfile", str(keyfile)]
+    proc = run_cli(["raw_asgi:app", "--port", "0", *tls_args])
     assert proc.returncode != 0
     assert "ERROR:" in proc.stderr, proc.stderr
     assert "panicked" not in proc.stderr
@@ -417,8 +416,11 @@ def test_log_config_is_applied(tmp_path, kind):
         url = re.search(r"serving (http://\S+)", "\n".join(lines)).group(1)
         with httpx.Client(timeout=30) as c:
             assert c.get(url + "/").status_code == 200
-        _wait_for_file_line(logfile, r'^hmr_serve\.access\|INFO\|127\.0\.0\.1:\d+ - "GET / HTTP/1\.1" 200')
+        access = r'^hmr_serve\.access\|INFO\|127\.0\.0\.1:\d+ - "GET / HTTP/1\.1" 200'
+        _wait_for_file_line(logfile, access)
         assert server.count_lines(r"serving|GET /") == 0, server.output
+        assert server.stop() == 0, server.output
+        _wait_for_file_line(logfile, r"^hmr_serve\|INFO\|Finished server process")
     finally:
         server.kill()
 

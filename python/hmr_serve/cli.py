@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "Every option can also be set as HMR_SERVE_<NAME> (e.g. HMR_SERVE_PORT=9000; "
             "repeatable ones comma-separated) or in pyproject.toml under [tool.hmr-serve] "
-            "(e.g. port = 9000, reload-dir = [\"src\"]). The command line wins over the "
+            '(e.g. port = 9000, reload-dir = ["src"]). The command line wins over the '
             "environment, which wins over pyproject.toml."
         ),
     )

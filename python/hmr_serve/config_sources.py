@@ -33,7 +33,9 @@ def read_pyproject(path: str = "pyproject.toml") -> dict[str, Any]:
         try:
             import tomli as tomllib
         except ImportError:
-            raise SourceError(f"{path}: reading it on Python 3.10 needs `pip install tomli`")
+            raise SourceError(
+                f"{path}: reading it on Python 3.10 needs `pip install tomli`"
+            ) from None
     try:
         with open(path, "rb") as file:
             data = tomllib.load(file)

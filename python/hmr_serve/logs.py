@@ -95,7 +95,9 @@ def apply_log_config(path: str, level: int | None) -> None:
     except LogConfigError:
         raise
     except Exception as exc:
-        raise LogConfigError(f"cannot apply log config {path}: {type(exc).__name__}: {exc}")
+        raise LogConfigError(
+            f"cannot apply log config {path}: {type(exc).__name__}: {exc}"
+        ) from None
     if level is not None:
         logger.setLevel(level)
         access_logger.setLevel(level)

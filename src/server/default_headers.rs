@@ -131,7 +131,10 @@ mod tests {
             ("x-app".to_owned(), "ours".to_owned()),
         ];
         let headers = DefaultHeaders::new(true, &extra).unwrap();
-        let response = Response::builder().header("x-app", "theirs").body(()).unwrap();
+        let response = Response::builder()
+            .header("x-app", "theirs")
+            .body(())
+            .unwrap();
         let response = headers.apply(response);
         let h = response.headers();
         assert_eq!(h["server"], "hmr-serve");

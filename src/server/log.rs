@@ -59,7 +59,9 @@ pub fn log_to_python(emit: Py<PyAny>) {
                                 (&a.client, &a.method, &a.target, &a.version, a.status),
                             ),
                         ),
-                        None => emit.call1(py, (record.level as u8, "hmr_serve", &record.message, ())),
+                        None => {
+                            emit.call1(py, (record.level as u8, "hmr_serve", &record.message, ()))
+                        }
                     };
                     if let Err(err) = result {
                         err.print(py);

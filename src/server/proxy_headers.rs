@@ -105,7 +105,11 @@ pub struct Forwarded {
 
 impl Forwarded {
     /// `None` when the peer is not trusted or sent neither header.
-    pub fn from_request<B>(req: &Request<B>, conn: &ConnInfo, trusted: &TrustedHosts) -> Option<Self> {
+    pub fn from_request<B>(
+        req: &Request<B>,
+        conn: &ConnInfo,
+        trusted: &TrustedHosts,
+    ) -> Option<Self> {
         let peer = match conn.client {
             Some(addr) => addr.ip().to_string(),
             None => "unix:".to_owned(),
@@ -226,7 +230,10 @@ mod tests {
         let got = forwarded(
             "127.0.0.1:5000",
             "127.0.0.1",
-            &[("x-forwarded-for", "203.0.113.7"), ("x-forwarded-proto", "https")],
+            &[
+                ("x-forwarded-for", "203.0.113.7"),
+                ("x-forwarded-proto", "https"),
+            ],
         )
         .unwrap();
         assert_eq!(got.client, Some(("203.0.113.7".into(), 0)));
