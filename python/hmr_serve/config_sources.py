@@ -62,8 +62,6 @@ def _options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
     for action in parser._actions:
         if not action.option_strings or action.dest in ("help", "version"):
             continue
-        if action.help == argparse.SUPPRESS and action.dest != "workers":
-            continue
         for option in action.option_strings:
             if option.startswith("--") and not option.startswith("--no-"):
                 options[option[2:]] = action
