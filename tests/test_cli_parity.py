@@ -511,3 +511,31 @@ def test_failed_reload_names_file_and_line(start_server, tmp_path):
     assert "at pkg/routes.py:3" in line, line
     with server.client() as c:
         assert c.get("/").content == b"one"
+
+
+CONTEXT_APP = """\
+import contextvars
+
+var = contextvars.ContextVar("v", default="unset")
+var.set("import")
+
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    seen = var.get()
+    var.set("request")
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": seen.encode()})
+"""
+
+
+@pytest.mark.parametrize(
+    ("flag", "expected"), [((), b"import"), (("--reset-contextvars",), b"unset")]
+)
+def test_reset_contextvars(start_server, tmp_path, flag, expected):
+    (tmp_path / "ctxapp.py").write_text(CONTEXT_APP)
+    server = start_server("ctxapp:app", "--port", "0", "--lifespan", "off", *flag, cwd=tmp_path)
+    with server.client() as c:
+        # The second request must not see what the first one set either way.
+        assert [c.get("/").content for _ in range(2)] == [expected, expected]
