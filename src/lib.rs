@@ -15,6 +15,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.py().get_type::<server::asgi::ClientDisconnected>(),
     )?;
     m.add_function(wrap_pyfunction!(server::log::set_log_level, m)?)?;
+    m.add_function(wrap_pyfunction!(server::log::set_log_colors, m)?)?;
+    m.add_function(wrap_pyfunction!(server::log::log_to_python, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from typing import Any
 
 from hmr_serve.logs import log_exception, logger
@@ -21,13 +22,18 @@ def resolve(future: asyncio.Future[Any], result: Any, error: BaseException | Non
 class Dispatcher:
     """Rust calls `dispatch` (through `call_soon_threadsafe`) once per request."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, fresh_context: bool = False) -> None:
         self._loop = loop
+        self._fresh_context = fresh_context  # --reset-contextvars
         # asyncio keeps only weak references to tasks: hold them until they finish.
         self._tasks: set[asyncio.Task[None]] = set()
 
     def dispatch(self, app: Any, scope: dict[str, Any], protocol: Any) -> None:
-        task = self._loop.create_task(_run(app, scope, protocol))
+        if self._fresh_context:
+            # The task copies the context current at creation: an empty one here.
+            task = contextvars.Context().run(self._loop.create_task, _run(app, scope, protocol))
+        else:
+            task = self._loop.create_task(_run(app, scope, protocol))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

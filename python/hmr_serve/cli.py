@@ -1,20 +1,71 @@
-"""`hmr-serve MODULE:ATTR [options]`: uvicorn's flags, same meanings."""
+"""`hmr-serve MODULE:ATTR [options]`: uvicorn's flags, same meanings. Defaults can also come
+from `HMR_SERVE_*` environment variables and `[tool.hmr-serve]` in pyproject.toml (see
+config_sources)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from hmr_serve import __version__
 from hmr_serve.config import LOG_LEVELS, Config
+from hmr_serve.config_sources import (
+    UNSET,
+    SourceError,
+    blank_namespace,
+    collect,
+    merge,
+    read_env,
+    read_pyproject,
+)
+
+# uvicorn flags that make no sense for a one-process development server: accepted so a uvicorn
+# command line fails with a reason instead of "unrecognized arguments".
+UNSUPPORTED = {
+    "limit_max_requests": (
+        "--limit-max-requests is not supported: exiting after N requests would end the "
+        "hot-reload session; it is meant for production workers"
+    ),
+    "limit_max_requests_jitter": (
+        "--limit-max-requests-jitter is not supported (it only staggers --limit-max-requests)"
+    ),
+    "http2": "--http2 is not supported yet: hmr-serve speaks HTTP/1.1",
+    "ssl_keyfile_password": (
+        "--ssl-keyfile-password is not supported: decrypt the key once "
+        "(openssl pkey -in key.pem -out plain.pem) and pass that file"
+    ),
+    "ssl_ca_certs": "--ssl-ca-certs (client certificates) is not supported",
+    "ssl_ciphers": "--ssl-ciphers is not supported: rustls uses its safe TLS 1.2/1.3 defaults",
+}
+# Values of uvicorn's numeric ssl options that match what rustls does anyway.
+_SSL_VERSIONS_OK = {2, 16, 17}  # PROTOCOL_TLS, PROTOCOL_TLS_CLIENT, PROTOCOL_TLS_SERVER
+_WORKERS_MESSAGE = (
+    "--workers is not supported: a development server runs one process so it can "
+    "hot-reload it; use a production server (uvicorn, granian, gunicorn) for workers"
+)
+
+
+def _header(value: str) -> tuple[str, str]:
+    name, sep, content = value.partition(":")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"{value!r} is not NAME:VALUE")
+    return name.strip(), content.strip()
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hmr-serve",
+        usage="hmr-serve MODULE:ATTR [options]",
         description=(
             "Serve an ASGI or WSGI app for development. On a save, only the modules the change "
             "can affect are re-executed, while requests wait a few milliseconds."
+        ),
+        epilog=(
+            "Every option can also be set as HMR_SERVE_<NAME> (e.g. HMR_SERVE_PORT=9000; "
+            "repeatable ones comma-separated) or in pyproject.toml under [tool.hmr-serve] "
+            '(e.g. port = 9000, reload-dir = ["src"]). The command line wins over the '
+            "environment, which wins over pyproject.toml."
         ),
     )
     parser.add_argument("app", metavar="MODULE:ATTR", help="the app, e.g. pkg.main:app")
@@ -36,6 +87,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--backlog", type=int, default=2048, help="listen backlog (default: %(default)s)"
     )
 
+    tls = parser.add_argument_group("TLS (https)")
+    tls.add_argument("--ssl-certfile", metavar="FILE", help="PEM certificate chain; enables TLS")
+    tls.add_argument(
+        "--ssl-keyfile", metavar="FILE", help="PEM private key (default: inside --ssl-certfile)"
+    )
+    tls.add_argument(
+        "--ssl-version", type=int, metavar="N", help="accepted for uvicorn: TLS 1.2/1.3 only"
+    )
+    tls.add_argument(
+        "--ssl-cert-reqs",
+        type=int,
+        metavar="N",
+        help="accepted for uvicorn: 0 only (no client certificates)",
+    )
+    tls.add_argument("--ssl-keyfile-password", metavar="TEXT", help="not supported")
+    tls.add_argument("--ssl-ca-certs", metavar="FILE", help="not supported")
+    tls.add_argument("--ssl-ciphers", metavar="TEXT", help="not supported")
+
     app = parser.add_argument_group("application")
     app.add_argument(
         "--app-dir", default=".", help="put this directory on sys.path (default: current directory)"
@@ -45,9 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     app.add_argument(
         "--interface",
-        choices=["auto", "asgi", "wsgi"],
+        choices=["auto", "asgi", "asgi3", "asgi2", "wsgi"],
         default="auto",
-        help="app interface (default: %(default)s, detected)",
+        help="app interface; asgi3 is asgi, asgi2 is not supported (default: %(default)s)",
     )
     app.add_argument(
         "--env-file", metavar="FILE", help="load environment variables from this .env file"
@@ -62,6 +131,17 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["auto", "on", "off"],
         default="auto",
         help="ASGI lifespan handling (default: %(default)s)",
+    )
+    app.add_argument(
+        "--loop",
+        choices=["auto", "asyncio", "uvloop"],
+        default="auto",
+        help="event loop; auto takes uvloop when installed (default: %(default)s)",
+    )
+    app.add_argument(
+        "--reset-contextvars",
+        action="store_true",
+        help="run each ASGI request in a fresh contextvars.Context (hides lifespan context)",
     )
     app.add_argument(
         "--wsgi-threads",
@@ -102,6 +182,53 @@ def build_parser() -> argparse.ArgumentParser:
         help="close with 1011 when a ping is not answered this fast (default: %(default)s)",
     )
 
+    http = parser.add_argument_group("HTTP")
+    http.add_argument(
+        "--http",
+        choices=["auto", "h11", "httptools"],
+        default="auto",
+        help="accepted for uvicorn; HTTP/1.1 is always served by hyper (Rust)",
+    )
+    http.add_argument(
+        "--server-header",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="send `server: hmr-serve` (default: on)",
+    )
+    http.add_argument(
+        "--date-header",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="send a Date header (default: on)",
+    )
+    http.add_argument(
+        "--header",
+        action="append",
+        type=_header,
+        default=[],
+        metavar="NAME:VALUE",
+        help="add this header to every response, unless the app sets it (repeatable)",
+    )
+    http.add_argument(
+        "--proxy-headers",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help=(
+            "from a trusted proxy, take the client address from X-Forwarded-For and the scheme "
+            "from X-Forwarded-Proto (default: on)"
+        ),
+    )
+    http.add_argument(
+        "--forwarded-allow-ips",
+        metavar="LIST",
+        default=None,
+        help=(
+            "comma-separated IPs, networks (10.0.0.0/8) or literals (unix: for Unix sockets) "
+            "to trust with proxy headers; * trusts all (default: $FORWARDED_ALLOW_IPS or "
+            "127.0.0.1,::1)"
+        ),
+    )
+
     reload = parser.add_argument_group("reload")
     reload.add_argument(
         "--reload",
@@ -131,6 +258,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="ignore files matching this glob (repeatable)",
     )
     reload.add_argument(
+        "--reload-delay",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait this long after a change before reloading (default: %(default)s)",
+    )
+    reload.add_argument(
         "--reload-drain-timeout",
         type=float,
         default=1.0,
@@ -157,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
 
-    logs = parser.add_argument_group("logging and shutdown")
+    logs = parser.add_argument_group("logging")
     logs.add_argument(
         "--log-level", choices=list(LOG_LEVELS), default="info", help="(default: %(default)s)"
     )
@@ -168,6 +302,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="one line per request (default: on)",
     )
     logs.add_argument(
+        "--use-colors",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="coloured log lines (default: when stderr is a terminal)",
+    )
+    logs.add_argument(
+        "--log-config",
+        metavar="FILE",
+        help=(
+            "logging configuration: .json or .yaml (dictConfig) or .ini (fileConfig), as "
+            "uvicorn; loggers are hmr_serve and hmr_serve.access"
+        ),
+    )
+
+    shutdown = parser.add_argument_group("shutdown")
+    shutdown.add_argument(
         "--timeout-graceful-shutdown",
         type=float,
         default=10.0,
@@ -175,18 +325,54 @@ def build_parser() -> argparse.ArgumentParser:
         help="on shutdown, wait this long for open requests (default: %(default)s)",
     )
 
-    parser.add_argument("--workers", type=int, help=argparse.SUPPRESS)
+    prod = parser.add_argument_group(
+        "production-only (uvicorn flags a one-process development server rejects or ignores)"
+    )
+    prod.add_argument("--workers", type=int, metavar="N", help="only 1 (one process)")
+    prod.add_argument(
+        "--timeout-worker-healthcheck",
+        type=float,
+        metavar="SECONDS",
+        help="accepted and ignored: there are no worker processes",
+    )
+    prod.add_argument("--limit-max-requests", type=int, metavar="N", help="not supported")
+    prod.add_argument("--limit-max-requests-jitter", type=int, metavar="N", help="not supported")
+    prod.add_argument("--http2", action="store_true", default=None, help="not supported yet")
     return parser
+
+
+def _check_supported(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.workers not in (None, 1):
+        parser.error(_WORKERS_MESSAGE)
+    for dest, message in UNSUPPORTED.items():
+        if getattr(args, dest) not in (None, False):
+            parser.error(message)
+    if args.ssl_version is not None and args.ssl_version not in _SSL_VERSIONS_OK:
+        parser.error(
+            f"--ssl-version {args.ssl_version} is not supported: rustls negotiates TLS 1.2 or 1.3"
+        )
+    if args.ssl_cert_reqs not in (None, 0):
+        parser.error("--ssl-cert-reqs other than 0 (client certificates) is not supported")
+    if args.interface == "asgi2":
+        parser.error("--interface asgi2 is not supported: wrap the app as an ASGI 3 callable")
+    if args.ssl_keyfile and not args.ssl_certfile:
+        parser.error("--ssl-keyfile needs --ssl-certfile")
+    if args.ssl_certfile and args.uds:
+        parser.error("--ssl-certfile works on TCP only, not with --uds")
 
 
 def parse(argv: list[str] | None = None) -> Config:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.workers not in (None, 1):
-        parser.error(
-            "--workers is not supported: a development server runs one process so it can "
-            "hot-reload it; use a production server (uvicorn, granian, gunicorn) for workers"
-        )
+    given = parser.parse_args(argv, namespace=blank_namespace(parser))
+    try:
+        defaults = collect(parser, read_pyproject(), read_env(os.environ))
+    except SourceError as exc:
+        parser.error(str(exc))
+    args = merge(parser, given, defaults)
+    _check_supported(parser, args)
+    forwarded = args.forwarded_allow_ips
+    if forwarded is None:
+        forwarded = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
     if args.ws_max_size < 1:
         parser.error("--ws-max-size must be at least 1")
     if args.ws_ping_interval < 0 or args.ws_ping_timeout < 0:
@@ -200,20 +386,33 @@ def parse(argv: list[str] | None = None) -> Config:
         backlog=args.backlog,
         app_dir=args.app_dir,
         factory=args.factory,
-        interface=args.interface,
+        interface="asgi" if args.interface == "asgi3" else args.interface,
         env_file=args.env_file,
         root_path=args.root_path,
         lifespan=args.lifespan,
+        loop=args.loop,
+        reset_contextvars=args.reset_contextvars,
         wsgi_threads=args.wsgi_threads,
+        server_header=args.server_header,
+        date_header=args.date_header,
+        headers=list(args.header),
+        proxy_headers=args.proxy_headers,
+        forwarded_allow_ips=forwarded,
+        ssl_certfile=args.ssl_certfile,
+        ssl_keyfile=args.ssl_keyfile,
         reload=args.reload,
         reload_dirs=args.reload_dir,
         reload_includes=args.reload_include,
         reload_excludes=args.reload_exclude,
+        reload_delay=args.reload_delay,
         reload_drain_timeout=args.reload_drain_timeout,
         reload_timeout=args.reload_timeout,
         reload_strategy=args.reload_strategy,
         log_level=args.log_level,
+        log_level_given=given.log_level is not UNSET or "log_level" in defaults,
         access_log=args.access_log,
+        use_colors=args.use_colors,
+        log_config=args.log_config,
         timeout_graceful_shutdown=args.timeout_graceful_shutdown,
         ws="none" if args.ws == "none" else "auto",
         ws_max_size=args.ws_max_size,

@@ -27,13 +27,26 @@ class Config:
     interface: str = "auto"
     env_file: str | None = None
     log_level: str = "info"
+    log_level_given: bool = False  # by the user: then it also overrides --log-config's levels
     access_log: bool = True
+    use_colors: bool | None = None  # None: when stderr is a terminal
+    log_config: str | None = None
     root_path: str = ""
     lifespan: str = "auto"
+    loop: str = "auto"
+    reset_contextvars: bool = False
+    server_header: bool = True
+    date_header: bool = True
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    proxy_headers: bool = True
+    forwarded_allow_ips: str = "127.0.0.1,::1"
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
     reload: bool = True
     reload_dirs: list[str] = field(default_factory=list)
     reload_includes: list[str] = field(default_factory=list)
     reload_excludes: list[str] = field(default_factory=list)
+    reload_delay: float = 0.0
     reload_drain_timeout: float = 1.0
     reload_timeout: float = 10.0  # seconds a reload's modules may run; 0: no limit
     reload_strategy: str = "hot"  # "restart": every change to a loaded module restarts

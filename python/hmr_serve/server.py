@@ -16,7 +16,7 @@ from hmr_serve.asgi import Dispatcher, resolve
 from hmr_serve.config import Config
 from hmr_serve.lifespan import Lifespan
 from hmr_serve.loading import AppLoadError, detect_interface, load_app, prepend_app_dir
-from hmr_serve.logs import configure, log_exception, logger
+from hmr_serve.logs import LogConfigError, apply_log_config, configure, log_exception, logger
 from hmr_serve.reload.reloader import AppTarget, Reloader
 from hmr_serve.reload.tracker import ImportTracker
 
@@ -25,10 +25,15 @@ EXIT_ERROR = 1
 EXIT_STARTUP_FAILED = 3
 
 
-def _new_event_loop() -> asyncio.AbstractEventLoop:
+def _new_event_loop(kind: str = "auto") -> asyncio.AbstractEventLoop:
+    """`--loop`: auto takes uvloop when it is installed, like uvicorn."""
+    if kind == "asyncio":
+        return asyncio.new_event_loop()
     try:
         import uvloop
     except ImportError:
+        if kind == "uvloop":
+            raise
         return asyncio.new_event_loop()
     return uvloop.new_event_loop()
 
@@ -81,7 +86,14 @@ class _Session:
 
 def run(config: Config) -> int:
     launch = restart.capture()
-    configure(config.log_level_number)
+    configure(config.log_level_number, config.use_colors)
+    if config.log_config:
+        try:
+            level = config.log_level_number if config.log_level_given else None
+            apply_log_config(config.log_config, level)
+        except LogConfigError as exc:
+            logger.error("%s", exc)
+            return EXIT_ERROR
     tracker = None
     if config.reload:
         # Installed before the app is imported, so every first-party import is seen.
@@ -103,7 +115,11 @@ def run(config: Config) -> int:
         session.failure, session.failure_details = exc.message, exc.details
     if tracker is not None:
         tracker.sweep()
-    loop = _new_event_loop()
+    try:
+        loop = _new_event_loop(config.loop)
+    except ImportError:
+        logger.error("--loop uvloop: uvloop is not installed (pip install uvloop)")
+        return EXIT_ERROR
     asyncio.set_event_loop(loop)
     try:
         outcome = loop.run_until_complete(_serve(config, app, interface, loop, tracker, session))
@@ -157,6 +173,14 @@ def _start_reloading(
         ]
 
     def on_change(batch: list[tuple[str, str]]) -> None:
+        if config.reload_delay > 0:
+            # --reload-delay: like uvicorn, wait before acting on a change (a generator that
+            # writes several files in a row then causes one reload).
+            loop.call_later(config.reload_delay, act_on_change, batch)
+        else:
+            act_on_change(batch)
+
+    def act_on_change(batch: list[tuple[str, str]]) -> None:
         if config.reload_strategy == "restart":
             touched = touched_modules(batch)
             if touched:
@@ -217,6 +241,17 @@ def _wait_for_fix(
 
 def _open_server(config: Config, session: _Session) -> Any:
     """Binds, or adopts the socket of --fd or of the process this one replaced."""
+    server = _bind(config, session)
+    if config.ssl_certfile:
+        try:
+            server.use_tls(config.ssl_certfile, config.ssl_keyfile)
+        except ValueError as exc:
+            server.close()
+            raise OSError(0, str(exc)) from None
+    return server
+
+
+def _bind(config: Config, session: _Session) -> Any:
     fd = session.launch.inherited_fd if session.restarted else config.fd
     if fd is None:
         return _core.Server(
@@ -293,7 +328,7 @@ async def _serve(
     if session.failure is not None:
         app, interface = restart.fallback_app(session.failure), "asgi"
 
-    dispatcher = Dispatcher(loop)
+    dispatcher = Dispatcher(loop, fresh_context=config.reset_contextvars)
     server.start(
         app,
         interface,
@@ -310,6 +345,10 @@ async def _serve(
         ws_max_size=config.ws_max_size,
         ws_ping_interval=config.ws_ping_interval,
         ws_ping_timeout=config.ws_ping_timeout,
+        server_header=config.server_header,
+        date_header=config.date_header,
+        headers=config.headers,
+        forwarded_allow_ips=config.forwarded_allow_ips if config.proxy_headers else None,
     )
     fix_watcher = None
     if session.failure is not None:

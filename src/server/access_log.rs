@@ -9,7 +9,8 @@ use http::{Request, Response, Version};
 use tower::{Layer, Service};
 
 use super::conn_info::ConnInfo;
-use super::log::{self, Level};
+use super::log::{self, Access, Level};
+use super::proxy_headers::Forwarded;
 
 #[derive(Clone)]
 pub struct AccessLogLayer {
@@ -72,26 +73,27 @@ where
             .path_and_query()
             .map_or("/", |pq| pq.as_str())
             .to_owned();
-        let request_line = format!(
-            "{} {} HTTP/{}",
-            req.method(),
-            target,
-            version_label(req.version())
-        );
-        let conn = self.layer.conn.clone();
+        // Like uvicorn, the client a trusted proxy named, as `host:port`.
+        let client = match req.extensions().get::<Forwarded>() {
+            Some(Forwarded {
+                client: Some((host, port)),
+                ..
+            }) => format!("{host}:{port}"),
+            _ => self.layer.conn.client_label(),
+        };
+        let method = req.method().to_string();
+        let version = version_label(req.version());
         let future = self.inner.call(req);
         Box::pin(async move {
             let result = future.await;
             if let Ok(response) = &result {
-                log::write(
-                    Level::Info,
-                    &format!(
-                        "{} - \"{}\" {}",
-                        conn.client_label(),
-                        request_line,
-                        response.status().as_u16()
-                    ),
-                );
+                log::access(Access {
+                    client,
+                    method,
+                    target,
+                    version,
+                    status: response.status().as_u16(),
+                });
             }
             result
         })

@@ -68,12 +68,44 @@ impl GracefulShutdown {
         }
     }
 
+    /// A handle that counts as an open connection from now on (a TLS handshake in progress
+    /// counts too) and watches the connection once there is one.
+    pub fn watcher(&self) -> Watcher {
+        Watcher {
+            stop: self.stop.subscribe(),
+        }
+    }
+
     /// The connection, finishing its current request once `shutdown` is called.
     pub fn watch<C: GracefulConnection>(
         &self,
         connection: C,
     ) -> impl Future<Output = hyper::Result<()>> + use<C> {
-        let mut stop = self.stop.subscribe();
+        self.watcher().watch(connection)
+    }
+
+    /// Connections still open.
+    pub fn count(&self) -> usize {
+        self.stop.receiver_count()
+    }
+
+    /// Asks every connection to stop after its current request; resolves once all have ended.
+    pub async fn shutdown(self) {
+        self.stop.send_replace(true);
+        self.stop.closed().await;
+    }
+}
+
+pub struct Watcher {
+    stop: watch::Receiver<bool>,
+}
+
+impl Watcher {
+    pub fn watch<C: GracefulConnection>(
+        self,
+        connection: C,
+    ) -> impl Future<Output = hyper::Result<()>> + use<C> {
+        let mut stop = self.stop;
         async move {
             let mut connection = std::pin::pin!(connection);
             tokio::select! {
@@ -86,17 +118,6 @@ impl GracefulShutdown {
             drop(stop);
             result
         }
-    }
-
-    /// Connections still open.
-    pub fn count(&self) -> usize {
-        self.stop.receiver_count()
-    }
-
-    /// Asks every connection to stop after its current request; resolves once all have ended.
-    pub async fn shutdown(self) {
-        self.stop.send_replace(true);
-        self.stop.closed().await;
     }
 }
 

@@ -14,8 +14,11 @@ use tokio::sync::{oneshot, watch};
 
 use super::app_slot::AppSlot;
 use super::asgi::{AsgiBridge, WsConfig};
+use super::default_headers::DefaultHeaders;
 use super::listener::{self, Control, Listener};
+use super::proxy_headers::TrustedHosts;
 use super::service::{Bridge, StackConfig};
+use super::tls;
 use super::wsgi::{WorkerPool, WsgiBridge};
 use crate::reload::gate::Gate;
 
@@ -31,6 +34,7 @@ pub struct Server {
     shutdown: watch::Sender<bool>,
     draining: Arc<AtomicBool>,
     stopped: Mutex<Option<oneshot::Receiver<()>>>,
+    tls: Mutex<Option<tokio_rustls::TlsAcceptor>>,
 }
 
 fn os_error(err: std::io::Error, what: &str) -> PyErr {
@@ -117,13 +121,33 @@ impl Server {
             shutdown: watch::channel(false).0,
             draining: Arc::new(AtomicBool::new(false)),
             stopped: Mutex::new(None),
+            tls: Mutex::new(None),
         })
     }
 
     /// `http://host:port` (the real port when 0 was asked for) or `unix:/path`.
     #[getter]
-    fn url(&self) -> &str {
-        &self.url
+    fn url(&self) -> String {
+        match self.url.strip_prefix("http://") {
+            Some(rest) if self.tls.lock().unwrap_or_else(|e| e.into_inner()).is_some() => {
+                format!("https://{rest}")
+            }
+            _ => self.url.clone(),
+        }
+    }
+
+    /// Serves TLS with this PEM certificate chain and key (`keyfile` None: the key is in
+    /// `certfile`). Before `start`; raises ValueError naming the file that is wrong.
+    #[pyo3(signature = (certfile, keyfile = None))]
+    fn use_tls(&self, certfile: &str, keyfile: Option<&str>) -> PyResult<()> {
+        if matches!(&*self.listener(), Some(listener) if listener.server_addr().is_none()) {
+            return Err(PyValueError::new_err(
+                "--ssl-certfile needs a TCP socket, not a Unix socket",
+            ));
+        }
+        let acceptor = tls::acceptor(certfile, keyfile).map_err(PyValueError::new_err)?;
+        *self.tls.lock().unwrap_or_else(|e| e.into_inner()) = Some(acceptor);
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -132,6 +156,8 @@ impl Server {
         state = None, root_path = String::new(), access_log = true, wsgi_threads = 32,
         graceful_timeout = None, ws = true, ws_max_size = 16 * 1024 * 1024,
         ws_ping_interval = Some(20.0), ws_ping_timeout = Some(20.0),
+        server_header = true, date_header = true, headers = Vec::new(),
+        forwarded_allow_ips = None,
     ))]
     fn start(
         &self,
@@ -151,7 +177,15 @@ impl Server {
         ws_max_size: usize,
         ws_ping_interval: Option<f64>,
         ws_ping_timeout: Option<f64>,
+        server_header: bool,
+        date_header: bool,
+        headers: Vec<(String, String)>,
+        forwarded_allow_ips: Option<String>,
     ) -> PyResult<()> {
+        let default_headers =
+            DefaultHeaders::new(server_header, &headers).map_err(PyValueError::new_err)?;
+        // `--proxy-headers` off: None; on: the peers allowed to speak for a client.
+        let trusted_proxies = forwarded_allow_ips.map(|ips| Arc::new(TrustedHosts::parse(&ips)));
         let runtime = self.runtime_handle()?;
         let listener = self
             .listener()
@@ -211,11 +245,15 @@ impl Server {
             bridge,
             gate: self.gate.clone(),
             access_log,
+            default_headers: Arc::new(default_headers),
+            trusted_proxies,
         });
         let grace = graceful_timeout.map(Duration::from_secs_f64);
         let control = Control {
             shutdown: self.shutdown.subscribe(),
             draining: self.draining.clone(),
+            tls: self.tls.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            date_header,
         };
         let (stopped_tx, stopped_rx) = oneshot::channel();
         *self.stopped.lock().unwrap_or_else(|e| e.into_inner()) = Some(stopped_rx);

@@ -20,9 +20,10 @@ use tokio::sync::watch;
 use tower::ServiceExt;
 
 use super::conn_info::ConnInfo;
-use super::graceful::GracefulShutdown;
+use super::graceful::{GracefulShutdown, Watcher};
 use super::log::{self, Level};
 use super::service::StackConfig;
+use super::tls;
 
 /// On a restart, how long connections get to send one more request (answered with
 /// `Connection: close`) before the idle ones are closed. A client that sends on a keep-alive
@@ -181,6 +182,10 @@ pub struct Control {
     /// Set before `shutdown` for a restart: responses carry `Connection: close` from then on and
     /// connections get `RESTART_LINGER` to send one more request before idle ones are closed.
     pub draining: Arc<AtomicBool>,
+    /// `--ssl-certfile`: TCP connections are TLS (scheme `https`).
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// `--no-date-header` turns hyper's `Date` off.
+    pub date_header: bool,
 }
 
 fn spawn_connection<I>(
@@ -189,7 +194,7 @@ fn spawn_connection<I>(
     stack: &StackConfig,
     draining: &Arc<AtomicBool>,
     builder: &http1::Builder,
-    graceful: &GracefulShutdown,
+    graceful: Watcher,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -231,8 +236,11 @@ pub async fn serve(
     let Control {
         mut shutdown,
         draining,
+        tls,
+        date_header,
     } = control;
-    let builder = http1_builder();
+    let mut builder = http1_builder();
+    builder.auto_date_header(date_header);
     let graceful = GracefulShutdown::new();
     loop {
         let accepted = match &*listener {
@@ -242,16 +250,27 @@ pub async fn serve(
                     let conn = ConnInfo {
                         client: Some(peer),
                         server: Some((local.ip().to_string(), local.port())),
-                        scheme: "http",
+                        scheme: if tls.is_some() { "https" } else { "http" },
                     };
-                    spawn_connection(stream, conn, &stack, &draining, &builder, &graceful);
+                    match &tls {
+                        Some(acceptor) => {
+                            let (stack, draining, builder, watcher) =
+                                (stack.clone(), draining.clone(), builder.clone(), graceful.watcher());
+                            tls::spawn_handshake(acceptor.clone(), stream, move |stream| {
+                                spawn_connection(stream, conn, &stack, &draining, &builder, watcher);
+                            });
+                        }
+                        None => spawn_connection(
+                            stream, conn, &stack, &draining, &builder, graceful.watcher(),
+                        ),
+                    }
                 }),
                 _ = shutdown.wait_for(|stop| *stop) => break,
             },
             Listener::Unix(unix, _) => tokio::select! {
                 accepted = unix.accept() => accepted.map(|(stream, _)| {
                     let conn = ConnInfo { client: None, server: None, scheme: "http" };
-                    spawn_connection(stream, conn, &stack, &draining, &builder, &graceful);
+                    spawn_connection(stream, conn, &stack, &draining, &builder, graceful.watcher());
                 }),
                 _ = shutdown.wait_for(|stop| *stop) => break,
             },

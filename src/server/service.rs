@@ -1,4 +1,5 @@
-//! The tower stack a connection serves: access log → reload gate → the app bridge.
+//! The tower stack a connection serves: default headers → proxy headers → access log →
+//! reload gate → the app bridge.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -13,6 +14,8 @@ use tower::{Layer, Service};
 use super::access_log::{AccessLog, AccessLogLayer};
 use super::asgi::AsgiBridge;
 use super::conn_info::ConnInfo;
+use super::default_headers::{DefaultHeaders, DefaultHeadersLayer, DefaultHeadersService};
+use super::proxy_headers::{ProxyHeaders, ProxyHeadersLayer, TrustedHosts};
 use super::response::ResponseBody;
 use super::wsgi::WsgiBridge;
 use crate::reload::gate::{Gate, GateLayer, GateService};
@@ -53,13 +56,17 @@ impl Service<Request<Incoming>> for AppService {
     }
 }
 
-pub type ConnectionService = AccessLog<GateService<AppService>>;
+pub type ConnectionService =
+    DefaultHeadersService<ProxyHeaders<AccessLog<GateService<AppService>>>>;
 
 /// What every connection needs to build its service stack.
 pub struct StackConfig {
     pub bridge: Bridge,
     pub gate: Arc<Gate>,
     pub access_log: bool,
+    pub default_headers: Arc<DefaultHeaders>,
+    /// `None`: `--no-proxy-headers`.
+    pub trusted_proxies: Option<Arc<TrustedHosts>>,
 }
 
 impl StackConfig {
@@ -70,6 +77,8 @@ impl StackConfig {
             conn: conn.clone(),
         };
         let gated = GateLayer::new(self.gate.clone()).layer(app);
-        AccessLogLayer::new(conn, self.access_log).layer(gated)
+        let logged = AccessLogLayer::new(conn.clone(), self.access_log).layer(gated);
+        let proxied = ProxyHeadersLayer::new(conn, self.trusted_proxies.clone()).layer(logged);
+        DefaultHeadersLayer::new(self.default_headers.clone()).layer(proxied)
     }
 }

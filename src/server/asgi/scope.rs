@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::server::conn_info::ConnInfo;
+use crate::server::proxy_headers::Forwarded;
 
 pub fn http_version(version: http::Version) -> &'static str {
     match version {
@@ -29,7 +30,9 @@ pub fn build<'py>(
     scope.set_item(intern!(py, "asgi"), asgi_versions(py, intern!(py, "2.3"))?)?;
     scope.set_item(intern!(py, "http_version"), http_version(parts.version))?;
     scope.set_item(intern!(py, "method"), parts.method.as_str())?;
-    scope.set_item(intern!(py, "scheme"), conn.scheme)?;
+    let forwarded = parts.extensions.get::<Forwarded>();
+    let scheme = forwarded.and_then(Forwarded::http_scheme);
+    scope.set_item(intern!(py, "scheme"), scheme.unwrap_or(conn.scheme))?;
     add_request_fields(py, &scope, parts, conn, root_path, state)?;
     Ok(scope)
 }
@@ -89,11 +92,13 @@ pub fn add_request_fields<'py>(
     }
     scope.set_item(intern!(py, "headers"), headers)?;
 
-    match conn.client {
-        Some(addr) => {
+    let forwarded = parts.extensions.get::<Forwarded>();
+    match (forwarded.and_then(|f| f.client.as_ref()), conn.client) {
+        (Some((host, port)), _) => scope.set_item(intern!(py, "client"), (host.as_str(), *port))?,
+        (None, Some(addr)) => {
             scope.set_item(intern!(py, "client"), (addr.ip().to_string(), addr.port()))?
         }
-        None => scope.set_item(intern!(py, "client"), py.None())?,
+        (None, None) => scope.set_item(intern!(py, "client"), py.None())?,
     }
     match &conn.server {
         Some((host, port)) => scope.set_item(intern!(py, "server"), (host.as_str(), *port))?,

@@ -26,6 +26,7 @@ use super::serve::AsgiBridge;
 use super::ws_protocol::WebSocketProtocol;
 use super::ws_session::{self, Channels, CloseState, INBOX, Inbound, OUTBOX, Outbound, WsConfig};
 use crate::server::conn_info::ConnInfo;
+use crate::server::proxy_headers::Forwarded;
 use crate::server::log::{self, Level};
 use crate::server::response::{self, BodySource, ResponseBody, ResponseHead};
 
@@ -258,7 +259,13 @@ fn build_scope<'py>(
         intern!(py, "http_version"),
         scope::http_version(parts.version),
     )?;
-    let scheme = if conn.scheme == "https" { "wss" } else { "ws" };
+    // A trusted proxy's X-Forwarded-Proto (http/https or ws/wss) wins over the socket's own.
+    let forwarded = parts
+        .extensions
+        .get::<Forwarded>()
+        .and_then(|f| f.scheme);
+    let secure = forwarded.map_or(conn.scheme == "https", |s| s == "https" || s == "wss");
+    let scheme = if secure { "wss" } else { "ws" };
     scope.set_item(intern!(py, "scheme"), scheme)?;
     scope::add_request_fields(py, &scope, parts, conn, root_path, state)?;
     scope.set_item(

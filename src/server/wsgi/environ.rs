@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
 use crate::server::conn_info::ConnInfo;
+use crate::server::proxy_headers::Forwarded;
 
 /// PEP 3333 "native strings": bytes as latin-1 code points.
 pub fn latin1(bytes: &[u8]) -> String {
@@ -66,9 +67,17 @@ pub fn build<'py>(
     };
     environ.set_item(intern!(py, "SERVER_NAME"), server_name)?;
     environ.set_item(intern!(py, "SERVER_PORT"), server_port)?;
-    if let Some(client) = conn.client {
-        environ.set_item(intern!(py, "REMOTE_ADDR"), client.ip().to_string())?;
-        environ.set_item(intern!(py, "REMOTE_PORT"), client.port().to_string())?;
+    let forwarded = parts.extensions.get::<Forwarded>();
+    match (forwarded.and_then(|f| f.client.as_ref()), conn.client) {
+        (Some((host, port)), _) => {
+            environ.set_item(intern!(py, "REMOTE_ADDR"), host)?;
+            environ.set_item(intern!(py, "REMOTE_PORT"), port.to_string())?;
+        }
+        (None, Some(client)) => {
+            environ.set_item(intern!(py, "REMOTE_ADDR"), client.ip().to_string())?;
+            environ.set_item(intern!(py, "REMOTE_PORT"), client.port().to_string())?;
+        }
+        (None, None) => {}
     }
 
     for name in parts.headers.keys() {
@@ -96,7 +105,12 @@ pub fn build<'py>(
     environ.set_item(intern!(py, "wsgi.version"), (1, 0))?;
     environ.set_item(
         intern!(py, "wsgi.url_scheme"),
-        PyString::new(py, conn.scheme),
+        PyString::new(
+            py,
+            forwarded
+                .and_then(Forwarded::http_scheme)
+                .unwrap_or(conn.scheme),
+        ),
     )?;
     environ.set_item(intern!(py, "wsgi.input"), input)?;
     environ.set_item(intern!(py, "wsgi.errors"), errors)?;
