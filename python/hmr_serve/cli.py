@@ -133,6 +133,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="on shutdown, wait this long for open requests (default: %(default)s)",
     )
 
+    browser = parser.add_argument_group("browser")
+    browser.add_argument(
+        "--error-page",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="show exceptions and failed reloads as an overlay page (default: on)",
+    )
+    browser.add_argument(
+        "--show-errors-to-all",
+        action="store_true",
+        help="show tracebacks and live-reload events to non-loopback clients too",
+    )
+    browser.add_argument(
+        "--livereload",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="refresh open HTML pages after each reload (default: on)",
+    )
+
     parser.add_argument("--workers", type=int, help=argparse.SUPPRESS)
     return parser
 
@@ -168,6 +187,9 @@ def parse(argv: list[str] | None = None) -> Config:
         log_level=args.log_level,
         access_log=args.access_log,
         timeout_graceful_shutdown=args.timeout_graceful_shutdown,
+        error_page=args.error_page,
+        show_errors_to_all=args.show_errors_to_all,
+        livereload=args.livereload,
     )
 
 

@@ -39,6 +39,9 @@ class Config:
     timeout_graceful_shutdown: float | None = 10.0
     wsgi_threads: int = 32
     backlog: int = 2048
+    error_page: bool = True  # the overlay instead of a plain 500, and on failed reloads
+    show_errors_to_all: bool = False  # tracebacks for non-loopback clients too
+    livereload: bool = True
 
     @property
     def log_level_number(self) -> int:

@@ -15,6 +15,7 @@ use tokio::sync::{oneshot, watch};
 use super::app_slot::AppSlot;
 use super::asgi::AsgiBridge;
 use super::listener::{self, Control, Listener};
+use super::livereload::LiveHub;
 use super::service::{Bridge, StackConfig};
 use super::wsgi::{WorkerPool, WsgiBridge};
 use crate::reload::gate::Gate;
@@ -31,6 +32,7 @@ pub struct Server {
     shutdown: watch::Sender<bool>,
     draining: Arc<AtomicBool>,
     stopped: Mutex<Option<oneshot::Receiver<()>>>,
+    live: Mutex<Option<Arc<LiveHub>>>,
 }
 
 fn os_error(err: std::io::Error, what: &str) -> PyErr {
@@ -107,6 +109,7 @@ impl Server {
             shutdown: watch::channel(false).0,
             draining: Arc::new(AtomicBool::new(false)),
             stopped: Mutex::new(None),
+            live: Mutex::new(None),
         })
     }
 
@@ -120,7 +123,8 @@ impl Server {
     #[pyo3(signature = (
         app, interface, *, log_exception, event_loop = None, dispatch = None, resolve = None,
         state = None, root_path = String::new(), access_log = true, wsgi_threads = 32,
-        graceful_timeout = None,
+        graceful_timeout = None, livereload = false, error_pages = false,
+        show_errors_to_all = false, error_page = None,
     ))]
     fn start(
         &self,
@@ -136,6 +140,10 @@ impl Server {
         access_log: bool,
         wsgi_threads: usize,
         graceful_timeout: Option<f64>,
+        livereload: bool,
+        error_pages: bool,
+        show_errors_to_all: bool,
+        error_page: Option<Py<PyAny>>,
     ) -> PyResult<()> {
         let runtime = self.runtime_handle()?;
         let listener = self
@@ -178,6 +186,7 @@ impl Server {
                 runtime: runtime.clone(),
                 pool: WorkerPool::start(wsgi_threads)?,
                 log_exception,
+                error_page: error_page.filter(|_| error_pages),
                 errors: py.import("sys")?.getattr("stderr")?.unbind(),
             })),
             other => {
@@ -186,10 +195,19 @@ impl Server {
                 )));
             }
         };
+        let live = (livereload || error_pages).then(|| {
+            Arc::new(LiveHub::new(
+                livereload,
+                show_errors_to_all,
+                self.shutdown.subscribe(),
+            ))
+        });
+        *self.live.lock().unwrap_or_else(|e| e.into_inner()) = live.clone();
         let stack = Arc::new(StackConfig {
             bridge,
             gate: self.gate.clone(),
             access_log,
+            live,
         });
         let grace = graceful_timeout.map(Duration::from_secs_f64);
         let control = Control {
@@ -232,6 +250,20 @@ impl Server {
             });
         });
         Ok(None)
+    }
+
+    /// The overlay HTML pages show while a reload is failing; None once one succeeded.
+    fn set_reload_failure(&self, html: Option<String>) {
+        if let Some(live) = self.live.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            live.set_failure(html);
+        }
+    }
+
+    /// Pushes one event (`reload`, `failed`) to the pages listening for live reload.
+    fn send_reload_event(&self, event: &str, data: &str) {
+        if let Some(live) = self.live.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            live.send(event, data);
+        }
     }
 
     /// Opens the gate; returns how many requests were waiting at it.

@@ -8,6 +8,7 @@ pub mod conn_info;
 pub mod disconnect;
 pub mod handle;
 pub mod listener;
+pub mod livereload;
 pub mod log;
 pub mod request_body;
 pub mod response;

@@ -1,4 +1,4 @@
-//! The tower stack a connection serves: access log → reload gate → the app bridge.
+//! The tower stack a connection serves: access log → live reload → reload gate → the app bridge.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -13,6 +13,8 @@ use tower::{Layer, Service};
 use super::access_log::{AccessLog, AccessLogLayer};
 use super::asgi::AsgiBridge;
 use super::conn_info::ConnInfo;
+use super::livereload::LiveHub;
+use super::livereload::layer::{LiveReload, LiveReloadLayer};
 use super::response::ResponseBody;
 use super::wsgi::WsgiBridge;
 use crate::reload::gate::{Gate, GateLayer, GateService};
@@ -53,13 +55,15 @@ impl Service<Request<Incoming>> for AppService {
     }
 }
 
-pub type ConnectionService = AccessLog<GateService<AppService>>;
+pub type ConnectionService = AccessLog<LiveReload<GateService<AppService>>>;
 
 /// What every connection needs to build its service stack.
 pub struct StackConfig {
     pub bridge: Bridge,
     pub gate: Arc<Gate>,
     pub access_log: bool,
+    /// Live reload and error-page banners; None when both are off.
+    pub live: Option<Arc<LiveHub>>,
 }
 
 impl StackConfig {
@@ -70,6 +74,7 @@ impl StackConfig {
             conn: conn.clone(),
         };
         let gated = GateLayer::new(self.gate.clone()).layer(app);
-        AccessLogLayer::new(conn, self.access_log).layer(gated)
+        let live = LiveReloadLayer::new(self.live.clone(), &conn).layer(gated);
+        AccessLogLayer::new(conn, self.access_log).layer(live)
     }
 }

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from hmr_serve import integrations
+from hmr_serve import browser, integrations
 from hmr_serve.asgi import resolve
 from hmr_serve.loading import resolve_attribute, split_import_string, user_traceback
 from hmr_serve.logs import logger
@@ -112,6 +112,7 @@ class Reloader:
                 integration.files_changed(others)
         changed.extend(n for n in self._retry if n not in changed and n not in deleted)
         if not changed and not deleted:
+            browser.files_changed(others)  # templates: nothing re-runs, pages refresh
             return
         order = [n for n in self.engine.closure(changed + deleted) if n not in deleted]
         files = ", ".join(sorted(os.path.relpath(p) for p in batch))
@@ -186,6 +187,7 @@ class Reloader:
             "" if held == 1 else "s",
             files,
         )
+        browser.reloaded()
         if new_threads:
             self._warn_threads(new_threads)
         # The static pass re-parses only the edited files; off the loop, off the GIL.
@@ -239,3 +241,4 @@ class Reloader:
             type(failure.error).__name__,
             failure.error,
         )
+        browser.reload_failed(failure.module, failure.path, failure.error)

@@ -21,12 +21,15 @@ enum Progress {
         Option<(StatusCode, HeaderMap)>,
     ),
     Streaming(mpsc::Sender<Chunk>),
+    /// A whole 500 kept back until the app call ended: it may become the error page.
+    Held(oneshot::Sender<ResponseHead>, ResponseHead),
     Done,
 }
 
 #[pyclass(frozen, module = "hmr_serve._core")]
 pub struct StartResponse {
     progress: Mutex<Progress>,
+    hold_errors: bool,
 }
 
 fn latin1_bytes(text: &str) -> PyResult<Vec<u8>> {
@@ -60,9 +63,11 @@ fn parse_headers(headers: &Bound<'_, PyAny>) -> PyResult<HeaderMap> {
 }
 
 impl StartResponse {
-    pub fn new(head_tx: oneshot::Sender<ResponseHead>) -> Self {
+    /// `hold_errors`: keep a whole 500 back until `release`, so an error page can replace it.
+    pub fn new(head_tx: oneshot::Sender<ResponseHead>, hold_errors: bool) -> Self {
         Self {
             progress: Mutex::new(Progress::Unsent(head_tx, None)),
+            hold_errors,
         }
     }
 
@@ -82,11 +87,16 @@ impl StartResponse {
             }
             Progress::Unsent(head_tx, Some((status, headers))) => {
                 if last {
-                    let _ = head_tx.send(ResponseHead {
+                    let head = ResponseHead {
                         status,
                         headers,
                         body: BodySource::Full(data),
-                    });
+                    };
+                    if self.hold_errors && status == StatusCode::INTERNAL_SERVER_ERROR {
+                        *progress = Progress::Held(head_tx, head);
+                    } else {
+                        let _ = head_tx.send(head);
+                    }
                     return Ok(());
                 }
                 if data.is_empty() {
@@ -116,15 +126,32 @@ impl StartResponse {
                 }
                 Ok(())
             }
+            held @ Progress::Held(..) => {
+                *progress = held;
+                Ok(())
+            }
             Progress::Done => Ok(()),
         }
     }
 
-    /// The app failed: a 500 if nothing was sent yet, otherwise the connection is cut.
-    pub fn fail(&self) {
+    pub fn holds_error(&self) -> bool {
+        matches!(*self.progress(), Progress::Held(..))
+    }
+
+    /// Sends the held 500, or `page` in its place.
+    pub fn release(&self, page: Option<ResponseHead>) {
+        let mut progress = self.progress();
+        if let Progress::Held(head_tx, head) = std::mem::replace(&mut *progress, Progress::Done) {
+            let _ = head_tx.send(page.unwrap_or(head));
+        }
+    }
+
+    /// The app failed: a 500 (`page`, if given) if nothing was sent yet, otherwise the
+    /// connection is cut.
+    pub fn fail(&self, page: Option<ResponseHead>) {
         match std::mem::replace(&mut *self.progress(), Progress::Done) {
-            Progress::Unsent(head_tx, _) => {
-                let _ = head_tx.send(ResponseHead::internal_error());
+            Progress::Unsent(head_tx, _) | Progress::Held(head_tx, _) => {
+                let _ = head_tx.send(page.unwrap_or_else(ResponseHead::internal_error));
             }
             Progress::Streaming(tx) => {
                 let _ = tx.try_send(Err(Aborted));
