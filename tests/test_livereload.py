@@ -227,7 +227,9 @@ def test_template_change_refreshes_pages(tmp_path, start_server):
     write_files(tmp_path, FLASK_PAGES)
     server = start_server("tplsite:app", "--port", "0", cwd=tmp_path)
     reader = EventReader(server)
-    (tmp_path / "templates" / "index.html").write_text("<html><body><p>template-v2</p></body></html>")
+    (tmp_path / "templates" / "index.html").write_text(
+        "<html><body><p>template-v2</p></body></html>"
+    )
     reader.wait("reload")
     with server.client() as client:
         assert b"template-v2" in client.get("/").content

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 from conftest import Server
-
 from hmr_serve import overlay
 
 HTML = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
@@ -166,7 +165,7 @@ def test_syntax_error_at_reload_shows_on_pages_until_fixed(fastapi_server, tmp_p
     assert "<h1>hello-v2</h1>" in page.text
     assert "Reload failed in web.words (web/words.py)" in page.text
     assert "SyntaxError" in page.text
-    assert 'GREETING = (&quot;hello-v3&quot;' in page.text
+    assert "GREETING = (&quot;hello-v3&quot;" in page.text
     assert int(page.headers["content-length"]) == len(page.content)
     # JSON stays JSON: no banner in API answers.
     assert api.json() == {"greeting": "hello-v2"}

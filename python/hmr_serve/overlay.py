@@ -100,7 +100,9 @@ def frames(tb: TracebackType | None) -> list[Frame | Collapsed]:
         else:
             lineno = tb.tb_lineno or 0
             result.append(
-                Frame(code.co_filename, lineno, code.co_name, _source_around(code.co_filename, lineno))
+                Frame(
+                    code.co_filename, lineno, code.co_name, _source_around(code.co_filename, lineno)
+                )
             )
         tb = tb.tb_next
     return result

@@ -42,7 +42,13 @@ pub fn eligible(method: &Method, status: StatusCode, headers: &HeaderMap) -> boo
 
 /// The body length the response announces, if it does.
 fn declared_length(headers: &HeaderMap) -> Option<u64> {
-    headers.get(CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+    headers
+        .get(CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Where the last `</body` starts (ASCII case-insensitive).
@@ -98,7 +104,7 @@ pub async fn into_response(
         .size_hint()
         .exact()
         .or_else(|| declared_length(response.headers()));
-    if !known.is_some_and(|len| len <= MAX_PAGE) {
+    if known.is_none_or(|len| len > MAX_PAGE) {
         return response; // streaming without a length: left alone
     }
     let (mut parts, body) = response.into_parts();
@@ -166,7 +172,11 @@ mod tests {
         }
         .into_response(None);
         let out = into_response(response, &Method::GET, b"<i>x</i>").await;
-        let length: usize = out.headers()[CONTENT_LENGTH].to_str().unwrap().parse().unwrap();
+        let length: usize = out.headers()[CONTENT_LENGTH]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         let body = out.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(body, "<html><body>hi<i>x</i></body></html>");
         assert_eq!(length, body.len());
@@ -175,7 +185,8 @@ mod tests {
     #[tokio::test]
     async fn a_stream_without_length_is_left_alone() {
         let (tx, rx) = mpsc::channel(2);
-        tx.try_send(Ok(Bytes::from_static(b"<body></body>"))).unwrap();
+        tx.try_send(Ok(Bytes::from_static(b"<body></body>")))
+            .unwrap();
         drop(tx);
         let response = ResponseHead {
             status: StatusCode::OK,

@@ -41,7 +41,11 @@ pub struct LiveHub {
 }
 
 impl LiveHub {
-    pub fn new(livereload: bool, show_errors_to_all: bool, shutdown: watch::Receiver<bool>) -> Self {
+    pub fn new(
+        livereload: bool,
+        show_errors_to_all: bool,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
         Self {
             livereload,
             show_errors_to_all,
@@ -97,7 +101,11 @@ pub fn is_local(client: Option<SocketAddr>) -> bool {
         None => true,
         Some(SocketAddr::V4(addr)) => addr.ip().is_loopback(),
         Some(SocketAddr::V6(addr)) => {
-            addr.ip().is_loopback() || addr.ip().to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+            addr.ip().is_loopback()
+                || addr
+                    .ip()
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| v4.is_loopback())
         }
     }
 }

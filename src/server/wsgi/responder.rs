@@ -25,7 +25,12 @@ enum Progress {
     ),
     Streaming(mpsc::Sender<Chunk>),
     /// A 500 kept back until the app call ended: it may become the error page.
-    Held(oneshot::Sender<ResponseHead>, StatusCode, HeaderMap, BytesMut),
+    Held(
+        oneshot::Sender<ResponseHead>,
+        StatusCode,
+        HeaderMap,
+        BytesMut,
+    ),
     Done,
 }
 
