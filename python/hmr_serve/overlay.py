@@ -63,6 +63,11 @@ def wants_html(accept: str | None) -> bool:
     return accept is not None and "text/html" in accept.lower()
 
 
+def wants_json(accept: str | None) -> bool:
+    accept = (accept or "").lower()
+    return "application/json" in accept or "+json" in accept
+
+
 @dataclass
 class Frame:
     filename: str
@@ -218,7 +223,10 @@ def request_error(
         note = "The server log has the full traceback. Save a fix and this page reloads."
         body = render_page(exc, "Exception while handling the request", note).encode()
         return [("content-type", "text/html; charset=utf-8"), ("cache-control", "no-store")], body
-    return [("content-type", "application/json")], error_json(exc)
+    if wants_json(accept):
+        return [("content-type", "application/json")], error_json(exc)
+    text = f"{PLAIN_500.decode()}\n{type(exc).__name__}: {_describe(exc)}\n"
+    return [("content-type", "text/plain; charset=utf-8")], text.encode()
 
 
 def reload_failure_fragment(module: str, path: str | None, exc: BaseException) -> str:
