@@ -160,12 +160,15 @@ def test_script_is_injected_and_content_length_follows(pages_server):
 
 
 def test_other_responses_are_left_alone(pages_server):
-    with pages_server.client() as client:
+    with pages_server.client(headers=HTML) as client:
         fragment = client.get("/fragment")
         data = client.get("/json")
         stream = client.get("/stream")
         zipped = client.get("/gzip", headers={"accept-encoding": "gzip"})
         head = client.head("/")
+        # Not a browser loading a page (an API client, fetch(), a test client): untouched.
+        plain = client.get("/", headers={"accept": "*/*"})
+    assert plain.content == b"<!doctype html><html><head></head><body><h1>words-v1</h1></BODY></html>"
     assert fragment.content == b"<li>no body tag here</li>"
     assert int(fragment.headers["content-length"]) == len(fragment.content)
     assert data.json() == {"text": "words-v1", "html": "</body>"}
@@ -180,7 +183,7 @@ def test_other_responses_are_left_alone(pages_server):
 
 
 def _raw_body(server: Server, path: str) -> bytes:
-    with httpx.Client(base_url=server.url, trust_env=False) as client:
+    with httpx.Client(base_url=server.url, trust_env=False, headers=HTML) as client:
         with client.stream("GET", path, headers={"accept-encoding": "gzip"}) as response:
             length = int(response.headers["content-length"])
             raw = b"".join(response.iter_raw())

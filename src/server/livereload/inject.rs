@@ -3,7 +3,9 @@
 //! compressed or streaming body, a fragment without `</body>`, a HEAD answer) goes out as it is.
 
 use bytes::Bytes;
-use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, HeaderValue};
+use http::header::{
+    ACCEPT, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, HeaderValue,
+};
 use http::{HeaderMap, Method, Response, StatusCode};
 use http_body::Body;
 use http_body_util::BodyExt;
@@ -13,6 +15,15 @@ use crate::server::response::{Aborted, BodySource, ResponseBody, ResponseHead};
 
 /// A page bigger than this is sent as it is rather than buffered.
 const MAX_PAGE: u64 = 16 * 1024 * 1024;
+
+/// A browser loading a page asks for HTML; API clients, `fetch()` and test clients (`*/*`) get
+/// exactly what the app sent.
+pub fn browser_navigation(request: &HeaderMap) -> bool {
+    request.get_all(ACCEPT).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|v| v.to_ascii_lowercase().contains("text/html"))
+    })
+}
 
 /// Whether the head allows rewriting the body at all.
 pub fn eligible(method: &Method, status: StatusCode, headers: &HeaderMap) -> bool {
@@ -144,6 +155,14 @@ mod tests {
             b"<html><body><p>a</p><script>x</script></BODY></html>".to_vec()
         );
         assert!(splice(b"<p>fragment</p>", b"<script>").is_none());
+    }
+
+    #[test]
+    fn only_browsers_asking_for_html_get_the_snippet() {
+        let browser = headers(&[("accept", "text/html,application/xhtml+xml,*/*;q=0.8")]);
+        assert!(browser_navigation(&browser));
+        assert!(!browser_navigation(&headers(&[("accept", "*/*")])));
+        assert!(!browser_navigation(&HeaderMap::new()));
     }
 
     #[test]

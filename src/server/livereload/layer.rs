@@ -66,6 +66,9 @@ where
         if hub.livereload && req.uri().path() == events::PATH {
             return Box::pin(std::future::ready(Ok(events::response(&hub, trusted))));
         }
+        if !inject::browser_navigation(req.headers()) {
+            return Box::pin(self.inner.call(req));
+        }
         let method = req.method().clone();
         let future = self.inner.call(req);
         Box::pin(async move {
