@@ -22,6 +22,7 @@ from conftest import EXAMPLES_DIR, Server
 
 EVENTS = "/__hmr_serve/events"
 SCRIPT_MARK = b"<script data-hmr-serve>"
+PAGE_BYTES = b"<!doctype html><html><head></head><body><h1>words-v1</h1></BODY></html>"
 HTML = {"accept": "text/html"}
 
 PAGES = {
@@ -168,7 +169,7 @@ def test_other_responses_are_left_alone(pages_server):
         head = client.head("/")
         # Not a browser loading a page (an API client, fetch(), a test client): untouched.
         plain = client.get("/", headers={"accept": "*/*"})
-    assert plain.content == b"<!doctype html><html><head></head><body><h1>words-v1</h1></BODY></html>"
+    assert plain.content == PAGE_BYTES
     assert fragment.content == b"<li>no body tag here</li>"
     assert int(fragment.headers["content-length"]) == len(fragment.content)
     assert data.json() == {"text": "words-v1", "html": "</body>"}
