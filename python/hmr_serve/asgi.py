@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 from typing import Any
 
+from hmr_serve.error_pages import ErrorPages
 from hmr_serve.logs import log_exception, logger
 
 
@@ -22,18 +23,28 @@ def resolve(future: asyncio.Future[Any], result: Any, error: BaseException | Non
 class Dispatcher:
     """Rust calls `dispatch` (through `call_soon_threadsafe`) once per request."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, fresh_context: bool = False) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        fresh_context: bool = False,
+        error_pages: ErrorPages | None = None,
+    ) -> None:
         self._loop = loop
         self._fresh_context = fresh_context  # --reset-contextvars
+        self._error_pages = error_pages
         # asyncio keeps only weak references to tasks: hold them until they finish.
         self._tasks: set[asyncio.Task[None]] = set()
 
     def dispatch(self, app: Any, scope: dict[str, Any], protocol: Any) -> None:
+        if self._error_pages is not None and scope["type"] == "http":
+            run = _run_with_error_page(app, scope, protocol, self._error_pages)
+        else:
+            run = _run(app, scope, protocol)
         if self._fresh_context:
             # The task copies the context current at creation: an empty one here.
-            task = contextvars.Context().run(self._loop.create_task, _run(app, scope, protocol))
+            task = contextvars.Context().run(self._loop.create_task, run)
         else:
-            task = self._loop.create_task(_run(app, scope, protocol))
+            task = self._loop.create_task(run)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -54,6 +65,30 @@ async def _run(app: Any, scope: dict[str, Any], protocol: Any) -> None:
     except BaseException as exc:
         log_exception(exc, "Exception in ASGI application")
         protocol.complete(True)
+    else:
+        complaint = protocol.complete(False)
+        if complaint:
+            logger.error(complaint)
+
+
+async def _run_with_error_page(
+    app: Any, scope: dict[str, Any], protocol: Any, pages: ErrorPages
+) -> None:
+    send = pages.asgi_send(scope, protocol.send)
+    try:
+        await app(scope, protocol.receive, send)
+        await send.finish()
+    except asyncio.CancelledError:
+        protocol.complete(True)
+        raise
+    except BaseException as exc:
+        log_exception(exc, "Exception in ASGI application")
+        try:
+            answered = await send.fail(exc)
+        except Exception as page_exc:  # the page must never hide the app's own error
+            log_exception(page_exc, "Cannot render the error page")
+            answered = False
+        protocol.complete(not answered)
     else:
         complaint = protocol.complete(False)
         if complaint:

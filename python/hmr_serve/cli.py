@@ -325,6 +325,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="on shutdown, wait this long for open requests (default: %(default)s)",
     )
 
+    browser = parser.add_argument_group("browser")
+    browser.add_argument(
+        "--error-page",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="show exceptions and failed reloads as an overlay page (default: on)",
+    )
+    browser.add_argument(
+        "--show-errors-to-all",
+        action="store_true",
+        help="show tracebacks and live-reload events to non-loopback clients too",
+    )
+    browser.add_argument(
+        "--livereload",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="refresh open HTML pages after each reload (default: on)",
+    )
+
     prod = parser.add_argument_group(
         "production-only (uvicorn flags a one-process development server rejects or ignores)"
     )
@@ -418,6 +437,9 @@ def parse(argv: list[str] | None = None) -> Config:
         ws_max_size=args.ws_max_size,
         ws_ping_interval=args.ws_ping_interval,
         ws_ping_timeout=args.ws_ping_timeout,
+        error_page=args.error_page,
+        show_errors_to_all=args.show_errors_to_all,
+        livereload=args.livereload,
     )
 
 

@@ -57,6 +57,9 @@ class Config:
     ws_max_size: int = 16 * 1024 * 1024
     ws_ping_interval: float | None = 20.0
     ws_ping_timeout: float | None = 20.0
+    error_page: bool = True  # the overlay instead of a plain 500, and on failed reloads
+    show_errors_to_all: bool = False  # tracebacks for non-loopback clients too
+    livereload: bool = True
 
     @property
     def log_level_number(self) -> int:

@@ -11,9 +11,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from hmr_serve import _core, integrations, restart
+from hmr_serve import _core, browser, integrations, restart
 from hmr_serve.asgi import Dispatcher, resolve
 from hmr_serve.config import Config
+from hmr_serve.error_pages import ErrorPages
 from hmr_serve.lifespan import Lifespan
 from hmr_serve.loading import AppLoadError, detect_interface, load_app, prepend_app_dir
 from hmr_serve.logs import LogConfigError, apply_log_config, configure, log_exception, logger
@@ -328,7 +329,10 @@ async def _serve(
     if session.failure is not None:
         app, interface = restart.fallback_app(session.failure), "asgi"
 
-    dispatcher = Dispatcher(loop, fresh_context=config.reset_contextvars)
+    pages = ErrorPages(config.show_errors_to_all) if config.error_page else None
+    if pages is not None and interface == "wsgi":
+        pages.install_framework_hooks()
+    dispatcher = Dispatcher(loop, config.reset_contextvars, pages)
     server.start(
         app,
         interface,
@@ -349,7 +353,12 @@ async def _serve(
         date_header=config.date_header,
         headers=config.headers,
         forwarded_allow_ips=config.forwarded_allow_ips if config.proxy_headers else None,
+        livereload=config.livereload,
+        error_pages=config.error_page,
+        show_errors_to_all=config.show_errors_to_all,
+        error_page=pages.wsgi_page if pages is not None else None,
     )
+    browser.attach(server, config.error_page)
     fix_watcher = None
     if session.failure is not None:
         try:

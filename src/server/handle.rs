@@ -17,6 +17,7 @@ use super::asgi::{AsgiBridge, WsConfig};
 use super::default_headers::DefaultHeaders;
 use super::listener::{self, Control, Listener};
 use super::proxy_headers::TrustedHosts;
+use super::livereload::LiveHub;
 use super::service::{Bridge, StackConfig};
 use super::tls;
 use super::wsgi::{WorkerPool, WsgiBridge};
@@ -35,6 +36,7 @@ pub struct Server {
     draining: Arc<AtomicBool>,
     stopped: Mutex<Option<oneshot::Receiver<()>>>,
     tls: Mutex<Option<tokio_rustls::TlsAcceptor>>,
+    live: Mutex<Option<Arc<LiveHub>>>,
 }
 
 fn os_error(err: std::io::Error, what: &str) -> PyErr {
@@ -122,6 +124,7 @@ impl Server {
             draining: Arc::new(AtomicBool::new(false)),
             stopped: Mutex::new(None),
             tls: Mutex::new(None),
+            live: Mutex::new(None),
         })
     }
 
@@ -157,7 +160,8 @@ impl Server {
         graceful_timeout = None, ws = true, ws_max_size = 16 * 1024 * 1024,
         ws_ping_interval = Some(20.0), ws_ping_timeout = Some(20.0),
         server_header = true, date_header = true, headers = Vec::new(),
-        forwarded_allow_ips = None,
+        forwarded_allow_ips = None, livereload = false, error_pages = false,
+        show_errors_to_all = false, error_page = None,
     ))]
     fn start(
         &self,
@@ -181,6 +185,10 @@ impl Server {
         date_header: bool,
         headers: Vec<(String, String)>,
         forwarded_allow_ips: Option<String>,
+        livereload: bool,
+        error_pages: bool,
+        show_errors_to_all: bool,
+        error_page: Option<Py<PyAny>>,
     ) -> PyResult<()> {
         let default_headers =
             DefaultHeaders::new(server_header, &headers).map_err(PyValueError::new_err)?;
@@ -233,6 +241,7 @@ impl Server {
                 runtime: runtime.clone(),
                 pool: WorkerPool::start(wsgi_threads)?,
                 log_exception,
+                error_page: error_page.filter(|_| error_pages),
                 errors: py.import("sys")?.getattr("stderr")?.unbind(),
             })),
             other => {
@@ -241,12 +250,21 @@ impl Server {
                 )));
             }
         };
+        let live = (livereload || error_pages).then(|| {
+            Arc::new(LiveHub::new(
+                livereload,
+                show_errors_to_all,
+                self.shutdown.subscribe(),
+            ))
+        });
+        *self.live.lock().unwrap_or_else(|e| e.into_inner()) = live.clone();
         let stack = Arc::new(StackConfig {
             bridge,
             gate: self.gate.clone(),
             access_log,
             default_headers: Arc::new(default_headers),
             trusted_proxies,
+            live,
         });
         let grace = graceful_timeout.map(Duration::from_secs_f64);
         let control = Control {
@@ -291,6 +309,20 @@ impl Server {
             });
         });
         Ok(None)
+    }
+
+    /// The overlay HTML pages show while a reload is failing; None once one succeeded.
+    fn set_reload_failure(&self, html: Option<String>) {
+        if let Some(live) = self.live.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            live.set_failure(html);
+        }
+    }
+
+    /// Pushes one event (`reload`, `failed`) to the pages listening for live reload.
+    fn send_reload_event(&self, event: &str, data: &str) {
+        if let Some(live) = self.live.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            live.send(event, data);
+        }
     }
 
     /// Opens the gate; returns how many requests were waiting at it.

@@ -10,6 +10,7 @@ pub mod disconnect;
 pub mod graceful;
 pub mod handle;
 pub mod listener;
+pub mod livereload;
 pub mod log;
 pub mod proxy_headers;
 pub mod request_body;

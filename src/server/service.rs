@@ -1,5 +1,5 @@
 //! The tower stack a connection serves: default headers → proxy headers → access log →
-//! reload gate → the app bridge.
+//! live reload → reload gate → the app bridge.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -16,6 +16,8 @@ use super::asgi::AsgiBridge;
 use super::conn_info::ConnInfo;
 use super::default_headers::{DefaultHeaders, DefaultHeadersLayer, DefaultHeadersService};
 use super::proxy_headers::{ProxyHeaders, ProxyHeadersLayer, TrustedHosts};
+use super::livereload::LiveHub;
+use super::livereload::layer::{LiveReload, LiveReloadLayer};
 use super::response::ResponseBody;
 use super::wsgi::WsgiBridge;
 use crate::reload::gate::{Gate, GateLayer, GateService};
@@ -57,7 +59,7 @@ impl Service<Request<Incoming>> for AppService {
 }
 
 pub type ConnectionService =
-    DefaultHeadersService<ProxyHeaders<AccessLog<GateService<AppService>>>>;
+    DefaultHeadersService<ProxyHeaders<AccessLog<LiveReload<GateService<AppService>>>>>;
 
 /// What every connection needs to build its service stack.
 pub struct StackConfig {
@@ -67,6 +69,8 @@ pub struct StackConfig {
     pub default_headers: Arc<DefaultHeaders>,
     /// `None`: `--no-proxy-headers`.
     pub trusted_proxies: Option<Arc<TrustedHosts>>,
+    /// Live reload and error-page banners; None when both are off.
+    pub live: Option<Arc<LiveHub>>,
 }
 
 impl StackConfig {
@@ -77,7 +81,8 @@ impl StackConfig {
             conn: conn.clone(),
         };
         let gated = GateLayer::new(self.gate.clone()).layer(app);
-        let logged = AccessLogLayer::new(conn.clone(), self.access_log).layer(gated);
+        let live = LiveReloadLayer::new(self.live.clone(), &conn).layer(gated);
+        let logged = AccessLogLayer::new(conn.clone(), self.access_log).layer(live);
         let proxied = ProxyHeadersLayer::new(conn, self.trusted_proxies.clone()).layer(logged);
         DefaultHeadersLayer::new(self.default_headers.clone()).layer(proxied)
     }

@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from hmr_serve import integrations
+from hmr_serve import browser, integrations
 from hmr_serve.asgi import resolve
 from hmr_serve.loading import resolve_attribute, split_import_string, user_traceback
 from hmr_serve.logs import logger
@@ -129,6 +129,7 @@ class Reloader:
             if name not in changed and name not in deleted:
                 (changed if os.path.exists(_module_path(name) or "") else deleted).append(name)
         if not changed and not deleted:
+            browser.files_changed(others)  # templates: nothing re-runs, pages refresh
             return
         if not deleted and await self._patch_in_place(changed, batch, active, started):
             return
@@ -206,6 +207,7 @@ class Reloader:
             "" if held == 1 else "s",
             files,
         )
+        browser.reloaded()
         if new_threads:
             self._warn_threads(new_threads)
         # The static pass re-parses only the edited files; off the loop, off the GIL.
@@ -317,3 +319,4 @@ class Reloader:
             type(error).__name__,
             error,
         )
+        browser.reload_failed(failure.module, failure.path, failure.error)

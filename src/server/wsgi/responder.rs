@@ -3,7 +3,7 @@
 
 use std::sync::Mutex;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, StatusCode};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
@@ -14,6 +14,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::server::response::{Aborted, BodySource, Chunk, ResponseHead, STREAM_BUFFER};
 
+/// A 500 body bigger than this is not kept back for an error page.
+const HOLD_LIMIT: usize = 256 * 1024;
+
 enum Progress {
     /// Head not sent yet; status and headers once `start_response` was called.
     Unsent(
@@ -21,12 +24,20 @@ enum Progress {
         Option<(StatusCode, HeaderMap)>,
     ),
     Streaming(mpsc::Sender<Chunk>),
+    /// A 500 kept back until the app call ended: it may become the error page.
+    Held(
+        oneshot::Sender<ResponseHead>,
+        StatusCode,
+        HeaderMap,
+        BytesMut,
+    ),
     Done,
 }
 
 #[pyclass(frozen, module = "hmr_serve._core")]
 pub struct StartResponse {
     progress: Mutex<Progress>,
+    hold_errors: bool,
 }
 
 fn latin1_bytes(text: &str) -> PyResult<Vec<u8>> {
@@ -60,9 +71,11 @@ fn parse_headers(headers: &Bound<'_, PyAny>) -> PyResult<HeaderMap> {
 }
 
 impl StartResponse {
-    pub fn new(head_tx: oneshot::Sender<ResponseHead>) -> Self {
+    /// `hold_errors`: keep a whole 500 back until `release`, so an error page can replace it.
+    pub fn new(head_tx: oneshot::Sender<ResponseHead>, hold_errors: bool) -> Self {
         Self {
             progress: Mutex::new(Progress::Unsent(head_tx, None)),
+            hold_errors,
         }
     }
 
@@ -81,6 +94,10 @@ impl StartResponse {
                 ))
             }
             Progress::Unsent(head_tx, Some((status, headers))) => {
+                if self.hold_errors && status == StatusCode::INTERNAL_SERVER_ERROR {
+                    *progress = Progress::Held(head_tx, status, headers, BytesMut::from(&data[..]));
+                    return Ok(());
+                }
                 if last {
                     let _ = head_tx.send(ResponseHead {
                         status,
@@ -116,15 +133,53 @@ impl StartResponse {
                 }
                 Ok(())
             }
+            Progress::Held(head_tx, status, headers, mut body) => {
+                body.extend_from_slice(&data);
+                if body.len() <= HOLD_LIMIT {
+                    *progress = Progress::Held(head_tx, status, headers, body);
+                    return Ok(());
+                }
+                // Too big for an error page to replace: the app's own 500 streams out.
+                let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+                let _ = tx.try_send(Ok(body.freeze()));
+                let _ = head_tx.send(ResponseHead {
+                    status,
+                    headers,
+                    body: BodySource::Stream(rx),
+                });
+                if !last {
+                    *progress = Progress::Streaming(tx);
+                }
+                Ok(())
+            }
             Progress::Done => Ok(()),
         }
     }
 
-    /// The app failed: a 500 if nothing was sent yet, otherwise the connection is cut.
-    pub fn fail(&self) {
+    pub fn holds_error(&self) -> bool {
+        matches!(*self.progress(), Progress::Held(..))
+    }
+
+    /// Sends the held 500, or `page` in its place.
+    pub fn release(&self, page: Option<ResponseHead>) {
+        let mut progress = self.progress();
+        if let Progress::Held(head_tx, status, headers, body) =
+            std::mem::replace(&mut *progress, Progress::Done)
+        {
+            let _ = head_tx.send(page.unwrap_or(ResponseHead {
+                status,
+                headers,
+                body: BodySource::Full(body.freeze()),
+            }));
+        }
+    }
+
+    /// The app failed: a 500 (`page`, if given) if nothing was sent yet, otherwise the
+    /// connection is cut.
+    pub fn fail(&self, page: Option<ResponseHead>) {
         match std::mem::replace(&mut *self.progress(), Progress::Done) {
-            Progress::Unsent(head_tx, _) => {
-                let _ = head_tx.send(ResponseHead::internal_error());
+            Progress::Unsent(head_tx, _) | Progress::Held(head_tx, ..) => {
+                let _ = head_tx.send(page.unwrap_or_else(ResponseHead::internal_error));
             }
             Progress::Streaming(tx) => {
                 let _ = tx.try_send(Err(Aborted));

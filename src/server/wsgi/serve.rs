@@ -3,9 +3,11 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, HeaderName, HeaderValue};
 use http::request::Parts;
-use http::{Request, Response};
+use http::{HeaderMap, Request, Response, StatusCode};
 use hyper::body::Incoming;
+use pyo3::exceptions::PyValueError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
@@ -19,7 +21,7 @@ use crate::server::app_slot::AppSlot;
 use crate::server::conn_info::ConnInfo;
 use crate::server::disconnect::{Disconnect, DisconnectGuard};
 use crate::server::request_body::RequestBody;
-use crate::server::response::{self, ResponseBody};
+use crate::server::response::{self, BodySource, ResponseBody, ResponseHead};
 
 pub struct WsgiBridge {
     pub app: Arc<AppSlot>,
@@ -28,6 +30,9 @@ pub struct WsgiBridge {
     pub pool: WorkerPool,
     /// `log_exception(exc)`: logs an app failure with its traceback.
     pub log_exception: Py<PyAny>,
+    /// `error_page(environ, exc_or_none)`: the 500 to answer with instead of the plain one, as
+    /// `(headers, body)`, or None; without an exception it looks for one the framework caught.
+    pub error_page: Option<Py<PyAny>>,
     /// Where `wsgi.errors` writes (sys.stderr).
     pub errors: Py<PyAny>,
 }
@@ -61,26 +66,41 @@ impl WsgiBridge {
         parts: &Parts,
         conn: &ConnInfo,
         body: RequestBody,
-        head_tx: oneshot::Sender<crate::server::response::ResponseHead>,
+        head_tx: oneshot::Sender<ResponseHead>,
     ) {
-        let responder = match Py::new(py, StartResponse::new(head_tx)) {
+        let responder = StartResponse::new(head_tx, self.error_page.is_some());
+        let responder = match Py::new(py, responder) {
             Ok(responder) => responder.into_bound(py),
             Err(err) => return self.report(py, err),
         };
-        if let Err(err) = self.call_app(py, parts, conn, body, &responder) {
-            responder.get().fail();
-            self.report(py, err);
+        let environ = match self.environ(py, parts, conn, body) {
+            Ok(environ) => environ,
+            Err(err) => {
+                responder.get().fail(None);
+                return self.report(py, err);
+            }
+        };
+        match self.call_app(py, &environ, &responder) {
+            Ok(()) if responder.get().holds_error() => {
+                let page = self.error_page(py, &environ, None);
+                responder.get().release(page);
+            }
+            Ok(()) => {}
+            Err(err) => {
+                let page = self.error_page(py, &environ, Some(err.value(py).as_any()));
+                responder.get().fail(page);
+                self.report(py, err);
+            }
         }
     }
 
-    fn call_app(
+    fn environ<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         parts: &Parts,
         conn: &ConnInfo,
         body: RequestBody,
-        responder: &Bound<'_, StartResponse>,
-    ) -> PyResult<()> {
+    ) -> PyResult<Bound<'py, PyAny>> {
         let input = Py::new(py, WsgiInput::new(body, self.runtime.clone()))?.into_bound(py);
         let environ = environ::build(
             py,
@@ -90,6 +110,36 @@ impl WsgiBridge {
             input.into_any(),
             self.errors.bind(py),
         )?;
+        Ok(environ.into_any())
+    }
+
+    /// The error page for this request, if error pages are on and there is an error to show.
+    fn error_page(
+        &self,
+        py: Python<'_>,
+        environ: &Bound<'_, PyAny>,
+        exc: Option<&Bound<'_, PyAny>>,
+    ) -> Option<ResponseHead> {
+        let render = self.error_page.as_ref()?;
+        let exc = exc.cloned().unwrap_or_else(|| py.None().into_bound(py));
+        let page = render
+            .call1(py, (environ, exc))
+            .and_then(|page| page_head(page.bind(py)));
+        match page {
+            Ok(page) => page,
+            Err(err) => {
+                self.report(py, err);
+                None
+            }
+        }
+    }
+
+    fn call_app(
+        &self,
+        py: Python<'_>,
+        environ: &Bound<'_, PyAny>,
+        responder: &Bound<'_, StartResponse>,
+    ) -> PyResult<()> {
         let result = self.app.get(py).call1((environ, responder))?;
         let streamed = stream_result(py, &result, responder.get());
         // PEP 3333: close() is called whatever happened while iterating.
@@ -105,6 +155,28 @@ impl WsgiBridge {
             log_err.print(py);
         }
     }
+}
+
+/// `(headers, body)` from the Python renderer as a 500 head, None for None.
+fn page_head(page: &Bound<'_, PyAny>) -> PyResult<Option<ResponseHead>> {
+    if page.is_none() {
+        return Ok(None);
+    }
+    let (headers, body): (Vec<(String, String)>, Vec<u8>) = page.extract()?;
+    let mut map = HeaderMap::with_capacity(headers.len() + 1);
+    for (name, value) in headers {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| PyValueError::new_err(format!("invalid header name {name:?}")))?;
+        let value = HeaderValue::from_str(&value)
+            .map_err(|_| PyValueError::new_err(format!("invalid value for header {name}")))?;
+        map.append(name, value);
+    }
+    map.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+    Ok(Some(ResponseHead {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        headers: map,
+        body: BodySource::Full(Bytes::from(body)),
+    }))
 }
 
 fn chunk_bytes(item: &Bound<'_, PyAny>) -> PyResult<Bytes> {
