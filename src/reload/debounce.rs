@@ -1,6 +1,10 @@
 //! Batching of file events: one save is often several events (truncate, write, close, rename),
 //! and a `git checkout` touches many files at once; each burst should cost one reload.
 //!
+//! A file that is being written (a data change with no close-after-write yet) holds its batch
+//! back until the writer closes it: a save that truncates and then writes shows an empty or
+//! half-written file in between, and on a busy machine that gap outlasts any quiet window.
+//!
 //! Time is passed in rather than read, so the state machine is tested without sleeping.
 
 use std::collections::HashSet;
@@ -12,9 +16,15 @@ pub struct Debouncer {
     max_wait: Duration,
     paths: Vec<PathBuf>,
     seen: HashSet<PathBuf>,
+    /// Paths written to and not closed since.
+    open: HashSet<PathBuf>,
     first: Option<Instant>,
     last: Option<Instant>,
 }
+
+/// How long a batch waits at most for its files' writers to close them (one that keeps a file
+/// open must not stop reloads).
+const WRITE_WAIT: Duration = Duration::from_millis(500);
 
 impl Debouncer {
     /// quiet: emit after this long without new events. max_wait: emit at the latest this long
@@ -25,6 +35,7 @@ impl Debouncer {
             max_wait,
             paths: Vec::new(),
             seen: HashSet::new(),
+            open: HashSet::new(),
             first: None,
             last: None,
         }
@@ -39,10 +50,27 @@ impl Debouncer {
         }
     }
 
+    /// A write to `path`: its batch waits for `closed(path)`.
+    pub fn written(&mut self, path: PathBuf, now: Instant) {
+        self.open.insert(path.clone());
+        self.push(path, now);
+    }
+
+    /// The writer closed `path`.
+    pub fn closed(&mut self, path: PathBuf, now: Instant) {
+        self.open.remove(&path);
+        self.push(path, now);
+    }
+
     /// When the caller should next call `poll` (None when empty).
     pub fn deadline(&self) -> Option<Instant> {
         let (first, last) = (self.first?, self.last?);
-        Some((last + self.quiet).min(first + self.max_wait))
+        let quiet = last + self.quiet;
+        if self.open.is_empty() {
+            Some(quiet.min(first + self.max_wait))
+        } else {
+            Some(quiet.max(first + WRITE_WAIT))
+        }
     }
 
     /// The batch (deduplicated, in first-seen order) if its deadline has passed.
@@ -53,6 +81,7 @@ impl Debouncer {
         self.first = None;
         self.last = None;
         self.seen.clear();
+        self.open.clear();
         Some(std::mem::take(&mut self.paths))
     }
 }
@@ -119,6 +148,31 @@ mod tests {
         // The next batch starts its own max_wait clock.
         d.push(p("b.py"), now);
         assert_eq!(d.deadline(), Some(now + QUIET));
+    }
+
+    #[test]
+    fn a_file_being_written_holds_its_batch_until_closed() {
+        let t0 = Instant::now();
+        let mut d = Debouncer::new(QUIET, MAX_WAIT);
+        d.written(p("a.py"), t0); // truncated
+        d.push(p("b.py"), t0);
+        // Past both the quiet window and max_wait, the writer has not closed a.py yet.
+        assert_eq!(d.poll(t0 + ms(60)), None);
+        d.closed(p("a.py"), t0 + ms(70));
+        assert_eq!(d.deadline(), Some(t0 + ms(75)));
+        assert_eq!(d.poll(t0 + ms(75)), Some(vec![p("a.py"), p("b.py")]));
+    }
+
+    #[test]
+    fn a_writer_that_never_closes_delays_the_batch_only_so_long() {
+        let t0 = Instant::now();
+        let mut d = Debouncer::new(QUIET, MAX_WAIT);
+        d.written(p("a.py"), t0);
+        assert_eq!(d.deadline(), Some(t0 + WRITE_WAIT));
+        assert_eq!(d.poll(t0 + WRITE_WAIT), Some(vec![p("a.py")]));
+        // The next batch does not wait for it any more.
+        d.push(p("a.py"), t0 + ms(600));
+        assert_eq!(d.deadline(), Some(t0 + ms(605)));
     }
 
     #[test]

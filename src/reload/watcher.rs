@@ -11,7 +11,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use notify::event::{AccessKind, AccessMode};
+use notify::event::{AccessKind, AccessMode, ModifyKind};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 
 use super::content_hash::{Change, ContentHashes};
@@ -181,9 +181,23 @@ impl Loop {
         }
         // All paths, so that a rename reports both its source (a file gone, or a temp file the
         // filter drops) and its destination (the file an editor's safe-write replaced).
+        let closed = matches!(
+            event.kind,
+            EventKind::Access(AccessKind::Close(AccessMode::Write))
+        );
+        let written = matches!(
+            event.kind,
+            EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any)
+        );
         for path in event.paths {
             if self.is_candidate(&path) {
-                self.debouncer.push(path, now);
+                if written {
+                    self.debouncer.written(path, now);
+                } else if closed {
+                    self.debouncer.closed(path, now);
+                } else {
+                    self.debouncer.push(path, now);
+                }
             }
         }
     }

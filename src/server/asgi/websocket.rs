@@ -26,8 +26,8 @@ use super::serve::AsgiBridge;
 use super::ws_protocol::WebSocketProtocol;
 use super::ws_session::{self, Channels, CloseState, INBOX, Inbound, OUTBOX, Outbound, WsConfig};
 use crate::server::conn_info::ConnInfo;
-use crate::server::proxy_headers::Forwarded;
 use crate::server::log::{self, Level};
+use crate::server::proxy_headers::Forwarded;
 use crate::server::response::{self, BodySource, ResponseBody, ResponseHead};
 
 /// What a request asks to be upgraded to.
@@ -260,10 +260,7 @@ fn build_scope<'py>(
         scope::http_version(parts.version),
     )?;
     // A trusted proxy's X-Forwarded-Proto (http/https or ws/wss) wins over the socket's own.
-    let forwarded = parts
-        .extensions
-        .get::<Forwarded>()
-        .and_then(|f| f.scheme);
+    let forwarded = parts.extensions.get::<Forwarded>().and_then(|f| f.scheme);
     let secure = forwarded.map_or(conn.scheme == "https", |s| s == "https" || s == "wss");
     let scheme = if secure { "wss" } else { "ws" };
     scope.set_item(intern!(py, "scheme"), scheme)?;
