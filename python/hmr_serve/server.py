@@ -4,12 +4,14 @@ when a change cannot be hot-reloaded, drain and replace the process keeping the 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import signal
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from hmr_serve import _core, integrations, restart
 from hmr_serve.asgi import Dispatcher, resolve
@@ -213,6 +215,25 @@ def _wait_for_fix(
     return engine
 
 
+def warn_if_exposed(url: str) -> None:
+    """A development server runs the code being edited, with debug pages: reachable from other
+    machines only when asked for, and then loudly."""
+    host = urlsplit(url).hostname if url.startswith("http://") else None
+    if host is None:
+        return
+    try:
+        exposed = not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return
+    if exposed:
+        logger.warning(
+            "listening on %s, which other machines can reach: this is a development server "
+            "(no hardening, your code and its debug output exposed); use --host 127.0.0.1 to "
+            "keep it local",
+            host,
+        )
+
+
 def _open_server(config: Config, session: _Session) -> Any:
     """Binds, or adopts the socket of --fd or of the process this one replaced."""
     fd = session.launch.inherited_fd if session.restarted else config.fd
@@ -278,6 +299,8 @@ async def _serve(
     except OSError as exc:
         logger.error("%s", exc.strerror or exc)
         return EXIT_ERROR
+    if not session.restarted:
+        warn_if_exposed(server.url)
 
     lifespan = None
     if session.failure is None and interface == "asgi" and config.lifespan != "off":
@@ -304,6 +327,7 @@ async def _serve(
         access_log=config.access_log,
         wsgi_threads=config.wsgi_threads,
         graceful_timeout=config.timeout_graceful_shutdown,
+        limits=config.limits,
     )
     fix_watcher = None
     if session.failure is not None:

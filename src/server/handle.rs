@@ -14,6 +14,7 @@ use tokio::sync::{oneshot, watch};
 
 use super::app_slot::AppSlot;
 use super::asgi::AsgiBridge;
+use super::limits::Limits;
 use super::listener::{self, Control, Listener};
 use super::service::{Bridge, StackConfig};
 use super::wsgi::{WorkerPool, WsgiBridge};
@@ -44,6 +45,32 @@ fn os_error(err: std::io::Error, what: &str) -> PyErr {
         errno,
         format!("error while attempting to bind on {what}: {reason}"),
     ))
+}
+
+/// `Limits` from the dict `Server.start(limits=...)` gets: keys `max_body` (None: unlimited),
+/// `max_head`, `concurrency` (None: unlimited), `keep_alive` and `header_timeout` (seconds);
+/// missing keys keep their defaults.
+fn limits_from(options: &Bound<'_, PyDict>) -> PyResult<Limits> {
+    let mut limits = Limits::default();
+    let seconds = |value: f64, key: &str| {
+        Duration::try_from_secs_f64(value)
+            .map_err(|_| PyValueError::new_err(format!("{key} must be a positive number")))
+    };
+    for (key, value) in options.iter() {
+        let key: String = key.extract()?;
+        match key.as_str() {
+            "max_body" => limits.max_body = value.extract()?,
+            "max_head" => limits.max_head = value.extract()?,
+            "concurrency" => limits.concurrency = value.extract()?,
+            "keep_alive" => limits.keep_alive = seconds(value.extract()?, &key)?,
+            "header_timeout" => limits.header_timeout = seconds(value.extract()?, &key)?,
+            other => return Err(PyValueError::new_err(format!("unknown limit {other:?}"))),
+        }
+    }
+    if limits.concurrency == Some(0) {
+        return Err(PyValueError::new_err("concurrency must be at least 1"));
+    }
+    Ok(limits)
 }
 
 impl Server {
@@ -120,7 +147,7 @@ impl Server {
     #[pyo3(signature = (
         app, interface, *, log_exception, event_loop = None, dispatch = None, resolve = None,
         state = None, root_path = String::new(), access_log = true, wsgi_threads = 32,
-        graceful_timeout = None,
+        graceful_timeout = None, limits = None,
     ))]
     fn start(
         &self,
@@ -136,7 +163,12 @@ impl Server {
         access_log: bool,
         wsgi_threads: usize,
         graceful_timeout: Option<f64>,
+        limits: Option<Bound<'_, PyDict>>,
     ) -> PyResult<()> {
+        let limits = match limits {
+            Some(options) => limits_from(&options)?,
+            None => Limits::default(),
+        };
         let runtime = self.runtime_handle()?;
         let listener = self
             .listener()
@@ -199,7 +231,7 @@ impl Server {
         let (stopped_tx, stopped_rx) = oneshot::channel();
         *self.stopped.lock().unwrap_or_else(|e| e.into_inner()) = Some(stopped_rx);
         runtime.spawn(async move {
-            listener::serve(listener, stack, control, grace).await;
+            listener::serve(listener, stack, control, grace, limits).await;
             let _ = stopped_tx.send(());
         });
         Ok(())

@@ -21,6 +21,8 @@ use tokio::sync::watch;
 use tower::ServiceExt;
 
 use super::conn_info::ConnInfo;
+use super::conn_io::{self, ConnIo, Leftover};
+use super::limits::{self, ConnState, Limits, Shared};
 use super::log::{self, Level};
 use super::service::StackConfig;
 
@@ -165,13 +167,15 @@ impl Listener {
     }
 }
 
-fn http1_builder() -> http1::Builder {
+fn http1_builder(limits: &Limits) -> http1::Builder {
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .keep_alive(true)
         .pipeline_flush(true)
-        .header_read_timeout(Duration::from_secs(30));
+        .header_read_timeout(limits.hyper_header_timeout())
+        .max_headers(limits.hyper_max_headers())
+        .max_buf_size(limits.hyper_buffer());
     builder
 }
 
@@ -186,6 +190,7 @@ pub struct Control {
 fn spawn_connection<I>(
     io: I,
     conn: ConnInfo,
+    state: Arc<ConnState>,
     stack: &StackConfig,
     draining: &Arc<AtomicBool>,
     builder: &http1::Builder,
@@ -194,8 +199,10 @@ fn spawn_connection<I>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let draining = draining.clone();
+    let leftover: Leftover<I> = Arc::default();
+    let io = ConnIo::new(io, state.clone(), leftover.clone());
     let stack = stack
-        .for_connection(conn)
+        .for_connection(conn, state)
         .map_response(move |mut response: http::Response<_>| {
             if draining.load(Ordering::Acquire) {
                 response
@@ -208,11 +215,16 @@ fn spawn_connection<I>(
     let connection = builder.serve_connection(TokioIo::new(io), service);
     let connection = graceful.watch(connection);
     tokio::spawn(async move {
-        if let Err(err) = connection.await {
+        let result = connection.await;
+        let rest = leftover.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Err(err) = result {
             log::write(
                 Level::Debug,
                 &format!("connection ended with an error: {err}"),
             );
+            if let (Some((io, true)), Some(answer)) = (rest, limits::refusal_for(&err)) {
+                conn_io::answer_and_close(io, &answer).await;
+            }
         }
     });
 }
@@ -225,31 +237,42 @@ pub async fn serve(
     stack: Arc<StackConfig>,
     control: Control,
     grace: Option<Duration>,
+    limits: Limits,
 ) {
     let Control {
         mut shutdown,
         draining,
     } = control;
-    let builder = http1_builder();
+    let builder = http1_builder(&limits);
+    let shared = Shared::new(limits);
     let graceful = GracefulShutdown::new();
     loop {
         let accepted = match &*listener {
             Listener::Tcp(tcp, local) => tokio::select! {
                 accepted = tcp.accept() => accepted.map(|(stream, peer)| {
+                    let Some(head) = shared.begin_head(peer.ip()) else {
+                        // Over its share of connections still sending a head: told so, closed.
+                        tokio::spawn(async move {
+                            conn_io::answer_and_close(stream, &limits::too_many_heads()).await;
+                        });
+                        return;
+                    };
                     let _ = stream.set_nodelay(true);
                     let conn = ConnInfo {
                         client: Some(peer),
                         server: Some((local.ip().to_string(), local.port())),
                         scheme: "http",
                     };
-                    spawn_connection(stream, conn, &stack, &draining, &builder, &graceful);
+                    let state = ConnState::new(shared.clone(), Some(head));
+                    spawn_connection(stream, conn, state, &stack, &draining, &builder, &graceful);
                 }),
                 _ = shutdown.wait_for(|stop| *stop) => break,
             },
             Listener::Unix(unix, _) => tokio::select! {
                 accepted = unix.accept() => accepted.map(|(stream, _)| {
                     let conn = ConnInfo { client: None, server: None, scheme: "http" };
-                    spawn_connection(stream, conn, &stack, &draining, &builder, &graceful);
+                    let state = ConnState::new(shared.clone(), None);
+                    spawn_connection(stream, conn, state, &stack, &draining, &builder, &graceful);
                 }),
                 _ = shutdown.wait_for(|stop| *stop) => break,
             },

@@ -1,4 +1,5 @@
-//! The tower stack a connection serves: access log → reload gate → the app bridge.
+//! The tower stack a connection serves: access log → input limits → reload gate → the app
+//! bridge.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -13,6 +14,7 @@ use tower::{Layer, Service};
 use super::access_log::{AccessLog, AccessLogLayer};
 use super::asgi::AsgiBridge;
 use super::conn_info::ConnInfo;
+use super::limits::{ConnState, LimitsLayer, LimitsService};
 use super::response::ResponseBody;
 use super::wsgi::WsgiBridge;
 use crate::reload::gate::{Gate, GateLayer, GateService};
@@ -53,7 +55,7 @@ impl Service<Request<Incoming>> for AppService {
     }
 }
 
-pub type ConnectionService = AccessLog<GateService<AppService>>;
+pub type ConnectionService = AccessLog<LimitsService<GateService<AppService>>>;
 
 /// What every connection needs to build its service stack.
 pub struct StackConfig {
@@ -63,13 +65,14 @@ pub struct StackConfig {
 }
 
 impl StackConfig {
-    pub fn for_connection(&self, conn: ConnInfo) -> ConnectionService {
+    pub fn for_connection(&self, conn: ConnInfo, state: Arc<ConnState>) -> ConnectionService {
         let conn = Arc::new(conn);
         let app = AppService {
             bridge: self.bridge.clone(),
             conn: conn.clone(),
         };
         let gated = GateLayer::new(self.gate.clone()).layer(app);
-        AccessLogLayer::new(conn, self.access_log).layer(gated)
+        let limited = LimitsLayer::new(state).layer(gated);
+        AccessLogLayer::new(conn, self.access_log).layer(limited)
     }
 }
