@@ -66,11 +66,12 @@ def exchange(
     data: bytes,
     *,
     timeout: float = 15.0,
-    half_close: bool = True,
+    half_close: bool = False,
     source: str | None = None,
 ) -> Exchange:
-    """Sends `data` on a fresh connection, then (with `half_close`) signals the end of input so
-    the server never waits for bytes that are not coming, and reads the answer."""
+    """Sends `data` on a fresh connection, then (with `half_close`) signals the end of input,
+    and reads the answer. (hyper drops a connection whose client half-closes before its answer
+    is written, so ordinary requests keep both directions open.)"""
     with connect(port, source=source) as sock:
         try:
             sock.sendall(data)

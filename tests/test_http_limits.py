@@ -37,6 +37,11 @@ def wsgi(start_module_server):
     return start_module_server("raw_wsgi:app", *LIMIT_FLAGS)
 
 
+def for_app(app: str, data: bytes) -> bytes:
+    """The cases read their body at /echo (ASGI app); the WSGI app's reader is /read."""
+    return data.replace(b" /echo ", b" /read ") if app == "wsgi" else data
+
+
 def head(target: str = "/", *lines: str, method: str = "GET") -> bytes:
     text = f"{method} {target} HTTP/1.1\r\nHost: t\r\n" + "".join(f"{line}\r\n" for line in lines)
     return (text + "\r\n").encode()
@@ -50,13 +55,14 @@ def assert_refused(result, status: int, text: bytes | None) -> None:
         assert text in result.body, result
 
 
-# (request bytes, status, a word of the plain-text body; None where hyper answers alone)
+# (request bytes, status, words of the plain-text body). The server's read buffer is sized from
+# the limits; a head that overflows it is refused before it is even parsed.
 OVERSIZE = {
     "header-section-over-limit": (head("/", "X-Big: " + "a" * MAX_HEAD), 431, b"header section"),
     "too-many-headers": (head("/", *(f"X-{i}: v" for i in range(101))), 431, b"too many header"),
-    "head-beyond-the-read-buffer": (head("/", "X-Huge: " + "a" * 200_000), 431, None),
+    "head-beyond-the-read-buffer": (head("/", "X-Huge: " + "a" * 200_000), 431, b"request head"),
     "uri-over-limit": (head("/" + "a" * MAX_HEAD), 414, b"URI Too Long"),
-    "uri-over-64k": (head("/" + "a" * 70_000), 414, None),
+    "request-line-beyond-the-read-buffer": (head("/" + "a" * 70_000), 431, b"request head"),
     "content-length-over-limit": (
         head("/echo", f"Content-Length: {MAX_BODY + 1}", method="POST") + b"x" * (MAX_BODY + 1),
         413,
@@ -76,46 +82,45 @@ OVERSIZE = {
     ),
 }
 
-# Malformed or ambiguous framing: hyper answers 400 by itself (no body) unless a word is given.
+# Malformed or ambiguous framing. hyper detects most of these; the answer text then carries its
+# description of the problem.
 MALFORMED = {
-    "bad-method-token": (b"G(T / HTTP/1.1\r\nHost: t\r\n\r\n", 400, None),
-    "bad-version": (b"GET / HTTP/9.9\r\nHost: t\r\n\r\n", 400, None),
-    "obs-fold": (head("/", "X-A: a", " folded"), 400, None),
-    "bare-cr": (b"GET / HTTP/1.1\rHost: t\r\n\r\n", 400, None),
-    "nul-in-header": (head("/", "X-A: a\x00b"), 400, None),
-    "space-before-colon": (head("/", "X-A : b"), 400, None),
-    "control-char-in-uri": (b"GET /a\x01b HTTP/1.1\r\nHost: t\r\n\r\n", 400, None),
-    "negative-content-length": (head("/echo", "Content-Length: -1", method="POST"), 400, None),
+    "bad-method-token": (b"G(T / HTTP/1.1\r\nHost: t\r\n\r\n", 400, b"invalid HTTP method"),
+    "bad-version": (b"GET / HTTP/9.9\r\nHost: t\r\n\r\n", 400, b"invalid HTTP version"),
+    "obs-fold": (head("/", "X-A: a", " folded"), 400, b"invalid HTTP header"),
+    "bare-cr": (b"GET / HTTP/1.1\rHost: t\r\n\r\n", 400, b"Bad Request"),
+    "nul-in-header": (head("/", "X-A: a\x00b"), 400, b"invalid HTTP header"),
+    "space-before-colon": (head("/", "X-A : b"), 400, b"invalid HTTP header"),
+    "control-char-in-uri": (b"GET /a\x01b HTTP/1.1\r\nHost: t\r\n\r\n", 400, b"Bad Request"),
+    "negative-content-length": (
+        head("/echo", "Content-Length: -1", method="POST"),
+        400,
+        b"invalid content-length",
+    ),
     "conflicting-content-lengths": (
         head("/echo", "Content-Length: 4", "Content-Length: 5", method="POST") + b"abcde",
         400,
-        None,
+        b"invalid content-length",
     ),
-    "content-length-list": (head("/echo", "Content-Length: 4, 5", method="POST"), 400, None),
+    "content-length-list": (
+        head("/echo", "Content-Length: 4, 5", method="POST"),
+        400,
+        b"invalid content-length",
+    ),
     "transfer-encoding-gzip-alone": (
         head("/echo", "Transfer-Encoding: gzip", method="POST") + b"abcd",
         400,
-        None,
+        b"invalid transfer-encoding",
     ),
     "chunked-not-last": (
         head("/echo", "Transfer-Encoding: chunked, identity", method="POST") + b"0\r\n\r\n",
         400,
-        None,
+        b"invalid transfer-encoding",
     ),
     "transfer-encoding-on-http-1.0": (
         b"POST /echo HTTP/1.0\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         400,
-        None,
-    ),
-    "bad-chunk-size": (
-        head("/echo", "Transfer-Encoding: chunked", method="POST") + b"zz\r\nabcd\r\n0\r\n\r\n",
-        400,
-        b"ended early or is malformed",
-    ),
-    "body-cut-short": (
-        head("/echo", "Content-Length: 100", method="POST") + b"only this",
-        400,
-        b"ended early or is malformed",
+        b"transfer-encoding",
     ),
     "gzip-then-chunked": (
         head("/echo", "Transfer-Encoding: gzip, chunked", method="POST")
@@ -131,7 +136,7 @@ MALFORMED = {
 def test_oversized_input_is_refused_and_the_server_keeps_serving(request, app, case):
     server = request.getfixturevalue(app)
     data, status, text = OVERSIZE[case]
-    assert_refused(exchange(server.port, data), status, text)
+    assert_refused(exchange(server.port, for_app(app, data)), status, text)
     get_ok(server.port)
 
 
@@ -140,7 +145,7 @@ def test_oversized_input_is_refused_and_the_server_keeps_serving(request, app, c
 def test_malformed_request_is_refused_and_the_server_keeps_serving(request, app, case):
     server = request.getfixturevalue(app)
     data, status, text = MALFORMED[case]
-    assert_refused(exchange(server.port, data), status, text)
+    assert_refused(exchange(server.port, for_app(app, data)), status, text)
     get_ok(server.port)
 
 
@@ -157,7 +162,7 @@ def test_input_at_the_limits_is_served(asgi):
     result = exchange(asgi.port, chunked)
     assert result.status == 200, result
     assert result.body == body
-    headers = [f"X-{i}: v" for i in range(99)] + ["Connection: close"]
+    headers = [f"X-{i}: v" for i in range(98)] + ["Connection: close"]
     assert exchange(asgi.port, head("/", *headers)).status == 200
 
 
@@ -238,28 +243,24 @@ def test_a_connection_that_never_sends_is_closed(asgi):
 
 def test_slowloris_gets_only_its_share_of_connections(asgi):
     # Many connections from one address that never finish their head: past the per-address
-    # cap, new ones from that address are told 503 at once; other addresses are not affected.
+    # cap (256), new ones from that address are told 503 at once; other addresses are not
+    # affected.
     held = []
     try:
-        refused = None
-        for _ in range(400):
+        for _ in range(300):
             sock = connect(asgi.port, source="127.0.0.2")
-            held.append(sock)
             sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n")
-            sock.settimeout(0.05)
-            try:
-                data = sock.recv(65536)
-            except socket.timeout:
-                continue
-            refused = data
-            break
-        assert refused is not None, "400 half-sent heads from one address were all kept open"
-        assert refused.startswith(b"HTTP/1.1 503"), refused
-        assert b"still sending" in refused
-        get_ok(asgi.port)  # from 127.0.0.1
+            held.append(sock)
+        get_ok(asgi.port)  # from 127.0.0.1, while they are held
+        answers = []
+        for sock in held[256:]:
+            answers.append(read_until_closed(sock, 10))
     finally:
         for sock in held:
             sock.close()
+    refused = [a for a in answers if a.status == 503 and b"still sending" in a.body]
+    assert len(refused) >= 40, answers[:3]
+    get_ok(asgi.port)
 
 
 def test_h11_flag_sets_the_header_limit(start_server):
@@ -269,6 +270,13 @@ def test_h11_flag_sets_the_header_limit(start_server):
     assert exchange(server.port, big).status == 200
     over = head("/", "X-Big: " + "a" * (64 * 1024 + 1))
     assert_refused(exchange(server.port, over), 431, b"header section")
+    # Past hyper's own 64 KiB limit on a request target.
+    assert_refused(exchange(server.port, head("/" + "a" * 70_000)), 414, b"URI Too Long")
+    # An app answering without reading a large body: the answer must reach the client even
+    # though the connection then closes with the body unread.
+    upload = head("/", "Content-Length: 300000", method="POST") + b"u" * 300_000
+    result = exchange(server.port, upload)
+    assert result.status == 200 and result.body == b"hello from raw asgi", result
     get_ok(server.port)
 
 

@@ -6,7 +6,7 @@
 //! - Readable refusals: when hyper rejects a request head it answers a bare status, or closes
 //!   without a word (for most syntax errors). Its bare answer is held back here, and once the
 //!   connection has failed the listener writes a plain-text answer saying what was wrong
-//!   (`answer_refusal`), on the socket this wrapper hands back when hyper drops it.
+//!   (`close_lingering`), on the socket this wrapper hands back when hyper drops it.
 
 use std::future::Future;
 use std::io;
@@ -50,6 +50,12 @@ impl<I> ConnIo<I> {
         self.io.as_mut().expect("the socket is only taken on drop")
     }
 
+    /// A head has been arriving with no request made of it and nothing written since: if the
+    /// connection fails now, it failed on that head, and the client has had no answer.
+    fn owes_answer(&self) -> bool {
+        self.written_at_head == Some(self.written) && self.conn.between_requests_receiving()
+    }
+
     /// hyper's own answer to a head it could not parse: a 4xx with an empty body, written while
     /// no request is in progress but a new head has started to arrive.
     fn is_bare_refusal(&self, buf: &[u8]) -> bool {
@@ -63,7 +69,7 @@ impl<I> ConnIo<I> {
 
 impl<I> Drop for ConnIo<I> {
     fn drop(&mut self) {
-        let silent = self.written_at_head == Some(self.written);
+        let silent = self.owes_answer();
         if let Some(io) = self.io.take() {
             *self.leftover.lock().unwrap_or_else(|e| e.into_inner()) = Some((io, silent));
         }
@@ -142,20 +148,32 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for ConnIo<I> {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.owes_answer() {
+            // Closing now would send the end of the stream before the refusal; the socket is
+            // closed after it (or when dropped).
+            return Poll::Ready(Ok(()));
+        }
         Pin::new(self.io()).poll_shutdown(cx)
     }
 }
 
-/// How long a refused client gets to read its answer, and how much more of what it is still
-/// sending is read and dropped meanwhile (closing with unread input would reset the connection
-/// and could destroy the answer before the client reads it).
+/// How long a client gets to read the last answer, and how much more of what it still sends
+/// is read and dropped meanwhile: closing a socket with unread input resets the connection,
+/// and the reset can destroy the answer before the client reads it (a refused body, bytes
+/// after a request framed to close the connection).
 const LINGER: Duration = Duration::from_secs(1);
 const LINGER_BYTES: usize = 1024 * 1024;
 
-/// Writes `answer`, ends the sending side, and reads what the client still sends for a moment.
-pub async fn answer_and_close<I: AsyncRead + AsyncWrite + Unpin>(mut io: I, answer: &[u8]) {
+/// Writes `answer` if any, ends the sending side, and reads what the client still sends until
+/// it closes (bounded), before the socket is closed.
+pub async fn close_lingering<I: AsyncRead + AsyncWrite + Unpin>(mut io: I, answer: Option<&[u8]>) {
     let _ = tokio::time::timeout(LINGER, async {
-        if io.write_all(answer).await.is_err() || io.shutdown().await.is_err() {
+        if let Some(answer) = answer {
+            if io.write_all(answer).await.is_err() {
+                return;
+            }
+        }
+        if io.shutdown().await.is_err() {
             return;
         }
         let mut sink = vec![0u8; 16 * 1024];

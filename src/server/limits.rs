@@ -191,11 +191,6 @@ pub fn refusal_for(err: &hyper::Error) -> Option<Vec<u8>> {
             "Request Timeout: the request head took too long to arrive (--timeout-header-read)"
                 .to_owned(),
         )
-    } else if err.is_incomplete_message() {
-        (
-            StatusCode::BAD_REQUEST,
-            "Bad Request: the connection ended in the middle of a request head".to_owned(),
-        )
     } else {
         return None;
     };

@@ -172,7 +172,9 @@ fn http1_builder(limits: &Limits) -> http1::Builder {
     builder
         .timer(TokioTimer::new())
         .keep_alive(true)
-        .pipeline_flush(true)
+        // No `pipeline_flush`: hyper then holds a response back while unread input sits in its
+        // buffer, and loses it when the connection closes before that input is read (an answer
+        // to a request whose body the app or a limit left unread: 413, 401 before an upload).
         .header_read_timeout(limits.hyper_header_timeout())
         .max_headers(limits.hyper_max_headers())
         .max_buf_size(limits.hyper_buffer());
@@ -217,14 +219,18 @@ fn spawn_connection<I>(
     tokio::spawn(async move {
         let result = connection.await;
         let rest = leftover.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Err(err) = result {
+        if let Err(err) = &result {
             log::write(
                 Level::Debug,
                 &format!("connection ended with an error: {err}"),
             );
-            if let (Some((io, true)), Some(answer)) = (rest, limits::refusal_for(&err)) {
-                conn_io::answer_and_close(io, &answer).await;
-            }
+        }
+        if let Some((io, owed)) = rest {
+            let answer = match &result {
+                Err(err) if owed => limits::refusal_for(err),
+                _ => None,
+            };
+            conn_io::close_lingering(io, answer.as_deref()).await;
         }
     });
 }
@@ -253,7 +259,7 @@ pub async fn serve(
                     let Some(head) = shared.begin_head(peer.ip()) else {
                         // Over its share of connections still sending a head: told so, closed.
                         tokio::spawn(async move {
-                            conn_io::answer_and_close(stream, &limits::too_many_heads()).await;
+                            conn_io::close_lingering(stream, Some(&limits::too_many_heads())).await;
                         });
                         return;
                     };
