@@ -32,7 +32,8 @@ SHAPES = [
     b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding:\tchunked\r\n\r\n0\r\n\r\n",
     b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: y\r\n\r\n",
     b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
-    b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n0\r\n\r\n",
+    b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"5;ext=1\r\nhello\r\n0\r\n\r\n",
     b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n",
     b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\n0\n\n",
     b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n",
@@ -69,7 +70,16 @@ SHAPES = [
 
 METHODS = [b"GET", b"POST", b"get", b"G ET", b"", b"\xffGET", b"GET\x00", b"A" * 300, b"PATCH"]
 TARGETS = [b"/", b"", b"/a b", b"/\r", b"/\xff\xfe", b"/?" + b"q" * 200, b"%", b"/..%2f..", b"\t/"]
-VERSIONS = [b"HTTP/1.1", b"HTTP/1.0", b"HTTP/2", b"HTTP/1.10", b"http/1.1", b"HTTP/", b"", b"HTTP/1.1x"]
+VERSIONS = [
+    b"HTTP/1.1",
+    b"HTTP/1.0",
+    b"HTTP/2",
+    b"HTTP/1.10",
+    b"http/1.1",
+    b"HTTP/",
+    b"",
+    b"HTTP/1.1x",
+]
 VALUES = [b"", b" ", b"\x00", b"\x7f", b"\xff", b"a\rb", b"a\nb", b"\t", b"v" * 100, b":"]
 NAMES = [b"X", b"", b" X", b"X ", b"X\x00", b"(", b"Content-Length", b"Transfer-Encoding", b"Host"]
 INSERTS = [b"\r", b"\n", b"\x00", b" ", b"\t", b":", b"\r\n", b"\xff", b"\r\n\r\n"]
@@ -101,12 +111,26 @@ def _assembled(rng: random.Random) -> bytes:
     headers = [b"Host: t"]
     for _ in range(rng.randint(0, 4)):
         headers.append(rng.choice(NAMES) + b":" + rng.choice(VALUES))
-    return line + b"\r\n" + b"\r\n".join(headers) + b"\r\n\r\n" + rng.choice([b"", b"abc", b"0\r\n\r\n"])
+    return (
+        line
+        + b"\r\n"
+        + b"\r\n".join(headers)
+        + b"\r\n\r\n"
+        + rng.choice([b"", b"abc", b"0\r\n\r\n"])
+    )
 
 
 def _framing(rng: random.Random) -> bytes:
     lengths = [b"0", b"3", b"10", b"-1", b"1e3", b" 3", b"3 ", b"+3", b"", b"18446744073709551616"]
-    codings = [b"chunked", b"gzip", b"gzip, chunked", b"chunked, gzip", b"identity", b"CHUNKED", b""]
+    codings = [
+        b"chunked",
+        b"gzip",
+        b"gzip, chunked",
+        b"chunked, gzip",
+        b"identity",
+        b"CHUNKED",
+        b"",
+    ]
     headers = [b"POST /echo HTTP/1.1", b"Host: t"]
     for _ in range(rng.randint(1, 3)):
         if rng.random() < 0.5:

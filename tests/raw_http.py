@@ -52,7 +52,7 @@ def read_until_closed(sock: socket.socket, timeout: float) -> Exchange:
         sock.settimeout(remaining)
         try:
             chunk = sock.recv(65536)
-        except socket.timeout:
+        except TimeoutError:
             return Exchange(b"".join(chunks), closed=False, timed_out=True)
         except (ConnectionResetError, BrokenPipeError):
             return Exchange(b"".join(chunks), closed=True, timed_out=False)

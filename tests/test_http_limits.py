@@ -168,9 +168,7 @@ def test_input_at_the_limits_is_served(asgi):
 
 def test_expect_continue_over_the_limit_gets_413_without_100(asgi):
     with connect(asgi.port) as sock:
-        sock.sendall(
-            head("/echo", "Content-Length: 5000", "Expect: 100-continue", method="POST")
-        )
+        sock.sendall(head("/echo", "Content-Length: 5000", "Expect: 100-continue", method="POST"))
         result = read_until_closed(sock, 15)
     assert result.statuses == [413], result
     get_ok(asgi.port)
@@ -208,7 +206,7 @@ def test_slow_head_is_cut_off(asgi):
                 if sock.recv(1024) == b"":
                     closed = True
                     break
-            except socket.timeout:
+            except TimeoutError:
                 pass
             except ConnectionResetError:
                 closed = True

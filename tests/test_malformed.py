@@ -1,6 +1,6 @@
 """Replays a deterministic corpus of malformed and hostile requests (tests/malformed_corpus.py)
-over raw sockets against both bridges: no crash, no hang, no 500 (or other server fault) for any of them, and ordinary
-requests are served afterwards."""
+over raw sockets against both bridges: no crash, no hang, no 500 (or other server fault) for
+any of them, and ordinary requests are served afterwards."""
 
 from __future__ import annotations
 
@@ -25,12 +25,14 @@ def replay(port: int, data: bytes):
             except (BrokenPipeError, ConnectionResetError):
                 pass
             return read_until_closed(sock, PER_INPUT)
-    except (ConnectionRefusedError, socket.timeout) as exc:
+    except (ConnectionRefusedError, TimeoutError) as exc:
         raise AssertionError(f"server unreachable during the replay: {exc!r}") from None
 
 
 @pytest.mark.parametrize(
-    ("spec", "reader"), [("raw_asgi:app", b"/echo"), ("raw_wsgi:app", b"/read")], ids=["asgi", "wsgi"]
+    ("spec", "reader"),
+    [("raw_asgi:app", b"/echo"), ("raw_wsgi:app", b"/read")],
+    ids=["asgi", "wsgi"],
 )
 def test_malformed_corpus_gets_no_5xx_and_leaves_the_server_serving(start_server, spec, reader):
     server = start_server(
@@ -48,7 +50,7 @@ def test_malformed_corpus_gets_no_5xx_and_leaves_the_server_serving(start_server
         results = list(pool.map(lambda data: replay(server.port, data), inputs))
 
     statuses = collections.Counter()
-    for data, result in zip(inputs, results):
+    for data, result in zip(inputs, results, strict=True):
         # 501 (transfer coding) and 505 (HTTP/2 preface) are refusals; any other 5xx is a fault.
         assert not any(s >= 500 and s not in (501, 505) for s in result.statuses), (
             data[:200],

@@ -215,6 +215,19 @@ def _wait_for_fix(
     return engine
 
 
+async def _unless_stopped(awaitable: Any, stop: asyncio.Event) -> Any:
+    """`awaitable`'s result, or None (and it is cancelled) if `stop` is set first."""
+    task = asyncio.ensure_future(awaitable)
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        stopped.cancel()
+        return task.result()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return None
+
+
 def warn_if_exposed(url: str) -> None:
     """A development server runs the code being edited, with debug pages: reachable from other
     machines only when asked for, and then loudly."""
@@ -305,7 +318,13 @@ async def _serve(
     lifespan = None
     if session.failure is None and interface == "asgi" and config.lifespan != "off":
         lifespan = Lifespan(app, config.lifespan)
-        if not await lifespan.startup():
+        started = await _unless_stopped(lifespan.startup(), stop)
+        if started is None:  # CTRL+C while the app was starting up
+            await lifespan.cancel()
+            server.close()
+            logger.info("Finished server process [%d]", os.getpid())
+            return EXIT_OK
+        if not started:
             if not (session.restarted and config.reload):
                 server.close()
                 return EXIT_STARTUP_FAILED
