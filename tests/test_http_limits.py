@@ -4,7 +4,6 @@ case the server still serves ordinary requests."""
 
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest

@@ -5,7 +5,6 @@ any of them, and ordinary requests are served afterwards."""
 from __future__ import annotations
 
 import collections
-import socket
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest

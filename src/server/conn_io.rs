@@ -129,7 +129,10 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for ConnIo<I> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        if bufs.first().is_some_and(|first| self.is_bare_refusal(first)) {
+        if bufs
+            .first()
+            .is_some_and(|first| self.is_bare_refusal(first))
+        {
             return Poll::Ready(Ok(bufs.iter().map(|b| b.len()).sum()));
         }
         let written = Pin::new(self.io()).poll_write_vectored(cx, bufs);

@@ -607,12 +607,14 @@ mod tests {
         };
         let long_uri = format!("/{}", "a".repeat(60));
         assert_eq!(status(&limits, &request(&long_uri, &[])), Some(414));
-        let many: Vec<(String, String)> =
-            (0..6).map(|i| (format!("x-{i}"), "v".into())).collect();
+        let many: Vec<(String, String)> = (0..6).map(|i| (format!("x-{i}"), "v".into())).collect();
         let many: Vec<(&str, &str)> = many.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
         assert_eq!(status(&limits, &request("/", &many)), Some(431));
         let big = "v".repeat(250);
-        assert_eq!(status(&limits, &request("/", &[("x-big", &big)])), Some(431));
+        assert_eq!(
+            status(&limits, &request("/", &[("x-big", &big)])),
+            Some(431)
+        );
         assert_eq!(
             status(&limits, &request("/", &[("content-length", "101")])),
             Some(413)

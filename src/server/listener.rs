@@ -203,16 +203,17 @@ fn spawn_connection<I>(
     let draining = draining.clone();
     let leftover: Leftover<I> = Arc::default();
     let io = ConnIo::new(io, state.clone(), leftover.clone());
-    let stack = stack
-        .for_connection(conn, state)
-        .map_response(move |mut response: http::Response<_>| {
-            if draining.load(Ordering::Acquire) {
+    let stack =
+        stack
+            .for_connection(conn, state)
+            .map_response(move |mut response: http::Response<_>| {
+                if draining.load(Ordering::Acquire) {
+                    response
+                        .headers_mut()
+                        .insert(CONNECTION, HeaderValue::from_static("close"));
+                }
                 response
-                    .headers_mut()
-                    .insert(CONNECTION, HeaderValue::from_static("close"));
-            }
-            response
-        });
+            });
     let service = TowerToHyperService::new(stack);
     let connection = builder.serve_connection(TokioIo::new(io), service);
     let connection = graceful.watch(connection);

@@ -186,11 +186,7 @@ mod tests {
             )
         }
 
-        fn request(
-            path: &[u8],
-            query: &str,
-            headers: &[(String, Vec<u8>)],
-        ) -> (Parts, ConnInfo) {
+        fn request(path: &[u8], query: &str, headers: &[(String, Vec<u8>)]) -> (Parts, ConnInfo) {
             let encoded = percent_encode(path, NON_ALPHANUMERIC).to_string();
             let uri = if query.is_empty() {
                 format!("/{encoded}")
