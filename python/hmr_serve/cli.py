@@ -325,6 +325,43 @@ def build_parser() -> argparse.ArgumentParser:
         help="on shutdown, wait this long for open requests (default: %(default)s)",
     )
 
+    # HTTP input limits: one block, kept together.
+    limits = parser.add_argument_group("HTTP input limits")
+    limits.add_argument(
+        "--limit-max-body",
+        type=_max_body,
+        default=100 * 1024 * 1024,
+        metavar="BYTES",
+        help="largest request body; bigger ones get 413; 0: unlimited (default: 100 MiB)",
+    )
+    limits.add_argument(
+        "--limit-concurrency",
+        type=_positive_int,
+        metavar="N",
+        help="connections served at once; requests on more get 503 (default: unlimited)",
+    )
+    limits.add_argument(
+        "--timeout-keep-alive",
+        type=_positive_float,
+        default=5.0,
+        metavar="SECONDS",
+        help="close idle keep-alive connections after this long (default: %(default)s)",
+    )
+    limits.add_argument(
+        "--timeout-header-read",
+        type=_positive_float,
+        default=10.0,
+        metavar="SECONDS",
+        help="close connections that take longer to send a request head (default: %(default)s)",
+    )
+    limits.add_argument(
+        "--h11-max-incomplete-event-size",
+        type=_positive_int,
+        default=64 * 1024,
+        metavar="BYTES",
+        help="largest request header section; bigger ones get 431 (default: 64 KiB)",
+    )
+
     browser = parser.add_argument_group("browser")
     browser.add_argument(
         "--error-page",
@@ -378,6 +415,27 @@ def _check_supported(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         parser.error("--ssl-keyfile needs --ssl-certfile")
     if args.ssl_certfile and args.uds:
         parser.error("--ssl-certfile works on TCP only, not with --uds")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
+
+
+def _max_body(text: str) -> int | None:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (unlimited) or more, got {value}")
+    return value or None
 
 
 def parse(argv: list[str] | None = None) -> Config:
@@ -440,6 +498,11 @@ def parse(argv: list[str] | None = None) -> Config:
         error_page=args.error_page,
         show_errors_to_all=args.show_errors_to_all,
         livereload=args.livereload,
+        limit_max_body=args.limit_max_body,
+        limit_concurrency=args.limit_concurrency,
+        timeout_keep_alive=args.timeout_keep_alive,
+        timeout_header_read=args.timeout_header_read,
+        h11_max_incomplete_event_size=args.h11_max_incomplete_event_size,
     )
 
 

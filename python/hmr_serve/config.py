@@ -60,7 +60,24 @@ class Config:
     error_page: bool = True  # the overlay instead of a plain 500, and on failed reloads
     show_errors_to_all: bool = False  # tracebacks for non-loopback clients too
     livereload: bool = True
+    # HTTP input limits (see docs/ARCHITECTURE.md, "Input limits").
+    limit_max_body: int | None = 100 * 1024 * 1024  # bytes; None: unlimited
+    limit_concurrency: int | None = None
+    timeout_keep_alive: float = 5.0
+    timeout_header_read: float = 10.0
+    h11_max_incomplete_event_size: int = 64 * 1024  # bytes of request headers
 
     @property
     def log_level_number(self) -> int:
         return LOG_LEVELS[self.log_level]
+
+    @property
+    def limits(self) -> dict[str, int | float | None]:
+        """What `_core.Server.start(limits=...)` takes."""
+        return {
+            "max_body": self.limit_max_body,
+            "max_head": self.h11_max_incomplete_event_size,
+            "concurrency": self.limit_concurrency,
+            "keep_alive": self.timeout_keep_alive,
+            "header_timeout": self.timeout_header_read,
+        }

@@ -33,6 +33,12 @@ class Lifespan:
             logger.info("Application startup complete.")
         return True
 
+    async def cancel(self) -> None:
+        """Stops the app's lifespan task (a signal arrived while it was starting up)."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
     async def shutdown(self) -> None:
         if self._task is None or self._unsupported or self._task.done():
             return

@@ -4,12 +4,14 @@ when a change cannot be hot-reloaded, drain and replace the process keeping the 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import signal
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from hmr_serve import _core, browser, integrations, restart
 from hmr_serve.asgi import Dispatcher, resolve
@@ -240,6 +242,38 @@ def _wait_for_fix(
     return engine
 
 
+async def _unless_stopped(awaitable: Any, stop: asyncio.Event) -> Any:
+    """`awaitable`'s result, or None (and it is cancelled) if `stop` is set first."""
+    task = asyncio.ensure_future(awaitable)
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        stopped.cancel()
+        return task.result()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return None
+
+
+def warn_if_exposed(url: str) -> None:
+    """A development server runs the code being edited, with debug pages: reachable from other
+    machines only when asked for, and then loudly."""
+    host = urlsplit(url).hostname if url.startswith(("http://", "https://")) else None
+    if host is None:
+        return
+    try:
+        exposed = not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return
+    if exposed:
+        logger.warning(
+            "listening on %s, which other machines can reach: this is a development server "
+            "(no hardening, your code and its debug output exposed); use --host 127.0.0.1 to "
+            "keep it local",
+            host,
+        )
+
+
 def _open_server(config: Config, session: _Session) -> Any:
     """Binds, or adopts the socket of --fd or of the process this one replaced."""
     server = _bind(config, session)
@@ -316,11 +350,19 @@ async def _serve(
     except OSError as exc:
         logger.error("%s", exc.strerror or exc)
         return EXIT_ERROR
+    if not session.restarted:
+        warn_if_exposed(server.url)
 
     lifespan = None
     if session.failure is None and interface == "asgi" and config.lifespan != "off":
         lifespan = Lifespan(app, config.lifespan)
-        if not await lifespan.startup():
+        started = await _unless_stopped(lifespan.startup(), stop)
+        if started is None:  # CTRL+C while the app was starting up
+            await lifespan.cancel()
+            server.close()
+            logger.info("Finished server process [%d]", os.getpid())
+            return EXIT_OK
+        if not started:
             if not (session.restarted and config.reload):
                 server.close()
                 return EXIT_STARTUP_FAILED
@@ -357,6 +399,7 @@ async def _serve(
         error_pages=config.error_page,
         show_errors_to_all=config.show_errors_to_all,
         error_page=pages.wsgi_page if pages is not None else None,
+        limits=config.limits,
     )
     browser.attach(server, config.error_page)
     fix_watcher = None

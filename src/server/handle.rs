@@ -15,6 +15,7 @@ use tokio::sync::{oneshot, watch};
 use super::app_slot::AppSlot;
 use super::asgi::{AsgiBridge, WsConfig};
 use super::default_headers::DefaultHeaders;
+use super::limits::Limits;
 use super::listener::{self, Control, Listener};
 use super::livereload::LiveHub;
 use super::proxy_headers::TrustedHosts;
@@ -60,6 +61,32 @@ fn seconds(value: Option<f64>) -> PyResult<Option<Duration>> {
             .map(Some)
             .map_err(|_| PyValueError::new_err(format!("invalid number of seconds: {secs}"))),
     }
+}
+
+/// `Limits` from the dict `Server.start(limits=...)` gets: keys `max_body` (None: unlimited),
+/// `max_head`, `concurrency` (None: unlimited), `keep_alive` and `header_timeout` (seconds);
+/// missing keys keep their defaults.
+fn limits_from(options: &Bound<'_, PyDict>) -> PyResult<Limits> {
+    let mut limits = Limits::default();
+    let seconds = |value: f64, key: &str| {
+        Duration::try_from_secs_f64(value)
+            .map_err(|_| PyValueError::new_err(format!("{key} must be a positive number")))
+    };
+    for (key, value) in options.iter() {
+        let key: String = key.extract()?;
+        match key.as_str() {
+            "max_body" => limits.max_body = value.extract()?,
+            "max_head" => limits.max_head = value.extract()?,
+            "concurrency" => limits.concurrency = value.extract()?,
+            "keep_alive" => limits.keep_alive = seconds(value.extract()?, &key)?,
+            "header_timeout" => limits.header_timeout = seconds(value.extract()?, &key)?,
+            other => return Err(PyValueError::new_err(format!("unknown limit {other:?}"))),
+        }
+    }
+    if limits.concurrency == Some(0) {
+        return Err(PyValueError::new_err("concurrency must be at least 1"));
+    }
+    Ok(limits)
 }
 
 impl Server {
@@ -161,7 +188,7 @@ impl Server {
         ws_ping_interval = Some(20.0), ws_ping_timeout = Some(20.0),
         server_header = true, date_header = true, headers = Vec::new(),
         forwarded_allow_ips = None, livereload = false, error_pages = false,
-        show_errors_to_all = false, error_page = None,
+        show_errors_to_all = false, error_page = None, limits = None,
     ))]
     fn start(
         &self,
@@ -189,7 +216,12 @@ impl Server {
         error_pages: bool,
         show_errors_to_all: bool,
         error_page: Option<Py<PyAny>>,
+        limits: Option<Bound<'_, PyDict>>,
     ) -> PyResult<()> {
+        let limits = match limits {
+            Some(options) => limits_from(&options)?,
+            None => Limits::default(),
+        };
         let default_headers =
             DefaultHeaders::new(server_header, &headers).map_err(PyValueError::new_err)?;
         // `--proxy-headers` off: None; on: the peers allowed to speak for a client.
@@ -276,7 +308,7 @@ impl Server {
         let (stopped_tx, stopped_rx) = oneshot::channel();
         *self.stopped.lock().unwrap_or_else(|e| e.into_inner()) = Some(stopped_rx);
         runtime.spawn(async move {
-            listener::serve(listener, stack, control, grace).await;
+            listener::serve(listener, stack, control, grace, limits).await;
             let _ = stopped_tx.send(());
         });
         Ok(())

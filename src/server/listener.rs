@@ -20,7 +20,9 @@ use tokio::sync::watch;
 use tower::ServiceExt;
 
 use super::conn_info::ConnInfo;
+use super::conn_io::{self, ConnIo, Leftover};
 use super::graceful::{GracefulShutdown, Watcher};
+use super::limits::{self, ConnState, Limits, Shared};
 use super::log::{self, Level};
 use super::service::StackConfig;
 use super::tls;
@@ -166,13 +168,17 @@ impl Listener {
     }
 }
 
-fn http1_builder() -> http1::Builder {
+fn http1_builder(limits: &Limits) -> http1::Builder {
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .keep_alive(true)
-        .pipeline_flush(true)
-        .header_read_timeout(Duration::from_secs(30));
+        // No `pipeline_flush`: hyper then holds a response back while unread input sits in its
+        // buffer, and loses it when the connection closes before that input is read (an answer
+        // to a request whose body the app or a limit left unread: 413, 401 before an upload).
+        .header_read_timeout(limits.hyper_header_timeout())
+        .max_headers(limits.hyper_max_headers())
+        .max_buf_size(limits.hyper_buffer());
     builder
 }
 
@@ -191,6 +197,7 @@ pub struct Control {
 fn spawn_connection<I>(
     io: I,
     conn: ConnInfo,
+    state: Arc<ConnState>,
     stack: &StackConfig,
     draining: &Arc<AtomicBool>,
     builder: &http1::Builder,
@@ -199,27 +206,39 @@ fn spawn_connection<I>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let draining = draining.clone();
-    let stack = stack
-        .for_connection(conn)
-        .map_response(move |mut response: http::Response<_>| {
-            if draining.load(Ordering::Acquire) {
+    let leftover: Leftover<I> = Arc::default();
+    let io = ConnIo::new(io, state.clone(), leftover.clone());
+    let stack =
+        stack
+            .for_connection(conn, state)
+            .map_response(move |mut response: http::Response<_>| {
+                if draining.load(Ordering::Acquire) {
+                    response
+                        .headers_mut()
+                        .insert(CONNECTION, HeaderValue::from_static("close"));
+                }
                 response
-                    .headers_mut()
-                    .insert(CONNECTION, HeaderValue::from_static("close"));
-            }
-            response
-        });
+            });
     let service = TowerToHyperService::new(stack);
     let connection = builder
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     let connection = graceful.watch(connection);
     tokio::spawn(async move {
-        if let Err(err) = connection.await {
+        let result = connection.await;
+        let rest = leftover.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Err(err) = &result {
             log::write(
                 Level::Debug,
                 &format!("connection ended with an error: {err}"),
             );
+        }
+        if let Some((io, owed)) = rest {
+            let answer = match &result {
+                Err(err) if owed => limits::refusal_for(err),
+                _ => None,
+            };
+            conn_io::close_lingering(io, answer.as_deref()).await;
         }
     });
 }
@@ -232,6 +251,7 @@ pub async fn serve(
     stack: Arc<StackConfig>,
     control: Control,
     grace: Option<Duration>,
+    limits: Limits,
 ) {
     let Control {
         mut shutdown,
@@ -239,29 +259,38 @@ pub async fn serve(
         tls,
         date_header,
     } = control;
-    let mut builder = http1_builder();
+    let mut builder = http1_builder(&limits);
     builder.auto_date_header(date_header);
+    let shared = Shared::new(limits);
     let graceful = GracefulShutdown::new();
     loop {
         let accepted = match &*listener {
             Listener::Tcp(tcp, local) => tokio::select! {
                 accepted = tcp.accept() => accepted.map(|(stream, peer)| {
+                    let Some(head) = shared.begin_head(peer.ip()) else {
+                        // Over its share of connections still sending a head: told so, closed.
+                        tokio::spawn(async move {
+                            conn_io::close_lingering(stream, Some(&limits::too_many_heads())).await;
+                        });
+                        return;
+                    };
                     let _ = stream.set_nodelay(true);
                     let conn = ConnInfo {
                         client: Some(peer),
                         server: Some((local.ip().to_string(), local.port())),
                         scheme: if tls.is_some() { "https" } else { "http" },
                     };
+                    let state = ConnState::new(shared.clone(), Some(head));
                     match &tls {
                         Some(acceptor) => {
                             let (stack, draining, builder, watcher) =
                                 (stack.clone(), draining.clone(), builder.clone(), graceful.watcher());
                             tls::spawn_handshake(acceptor.clone(), stream, move |stream| {
-                                spawn_connection(stream, conn, &stack, &draining, &builder, watcher);
+                                spawn_connection(stream, conn, state, &stack, &draining, &builder, watcher);
                             });
                         }
                         None => spawn_connection(
-                            stream, conn, &stack, &draining, &builder, graceful.watcher(),
+                            stream, conn, state, &stack, &draining, &builder, graceful.watcher(),
                         ),
                     }
                 }),
@@ -270,7 +299,8 @@ pub async fn serve(
             Listener::Unix(unix, _) => tokio::select! {
                 accepted = unix.accept() => accepted.map(|(stream, _)| {
                     let conn = ConnInfo { client: None, server: None, scheme: "http" };
-                    spawn_connection(stream, conn, &stack, &draining, &builder, graceful.watcher());
+                    let state = ConnState::new(shared.clone(), None);
+                    spawn_connection(stream, conn, state, &stack, &draining, &builder, graceful.watcher());
                 }),
                 _ = shutdown.wait_for(|stop| *stop) => break,
             },

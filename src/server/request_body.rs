@@ -1,74 +1,135 @@
 //! The request body as both bridges consume it: chunk by chunk, with small bodies read up front
-//! so the app's first read needs no round trip between threads.
+//! so the app's first read needs no round trip between threads. Reads are counted against the
+//! request's body limit (`BodyWatch`, put in the request's extensions by the limits layer).
 
 use bytes::{Bytes, BytesMut};
+use http::header::{CONNECTION, HeaderValue};
+use http::{Extensions, Response, StatusCode};
 use http_body::Body;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
+use super::limits::BodyWatch;
+use super::response::{ResponseBody, ResponseHead};
+
 /// Bodies up to this size, when their size is known, are read before the app is called.
 pub const PREREAD_LIMIT: u64 = 64 * 1024;
 
-pub enum RequestBody {
+/// Why no more body can be read.
+#[derive(Debug)]
+pub enum BodyError {
+    /// The client went away or broke the framing.
+    Broken(hyper::Error),
+    /// Past `--limit-max-body`.
+    TooLarge,
+}
+
+enum Source {
     /// Fully read already; `None` once handed out.
     Buffered(Option<Bytes>),
     Streaming(Incoming),
 }
 
+pub struct RequestBody {
+    source: Source,
+    watch: Option<BodyWatch>,
+}
+
 impl RequestBody {
-    pub async fn prepare(body: Incoming) -> Result<Self, hyper::Error> {
+    /// `extensions` are the request's: they carry its body limit.
+    pub async fn prepare(body: Incoming, extensions: &Extensions) -> Result<Self, BodyError> {
+        let watch = extensions.get::<BodyWatch>().cloned();
         if body.is_end_stream() {
-            return Ok(Self::Buffered(Some(Bytes::new())));
+            return Ok(Self {
+                source: Source::Buffered(Some(Bytes::new())),
+                watch,
+            });
         }
-        match body.size_hint().exact() {
+        let mut this = Self {
+            source: Source::Streaming(body),
+            watch,
+        };
+        let Source::Streaming(incoming) = &this.source else {
+            unreachable!()
+        };
+        match incoming.size_hint().exact() {
             Some(len) if len <= PREREAD_LIMIT => {
                 let mut buf = BytesMut::with_capacity(len as usize);
-                let mut body = body;
-                while let Some(frame) = body.frame().await {
-                    if let Ok(data) = frame?.into_data() {
-                        buf.extend_from_slice(&data);
-                    }
+                while let Some(data) = this.next_chunk().await? {
+                    buf.extend_from_slice(&data);
                 }
-                Ok(Self::Buffered(Some(buf.freeze())))
+                this.source = Source::Buffered(Some(buf.freeze()));
+                Ok(this)
             }
-            _ => Ok(Self::Streaming(body)),
+            _ => Ok(this),
         }
     }
 
     /// The whole body when it was read up front and not yet taken.
     pub fn take_buffered(&mut self) -> Option<Bytes> {
-        match self {
-            Self::Buffered(data) => data.take(),
-            Self::Streaming(_) => None,
+        match &mut self.source {
+            Source::Buffered(data) => data.take(),
+            Source::Streaming(_) => None,
         }
     }
 
     /// Next chunk of data; `Ok(None)` at the end. Trailers are skipped.
-    pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, hyper::Error> {
-        match self {
-            Self::Buffered(data) => Ok(data.take()),
-            Self::Streaming(body) => loop {
-                match body.frame().await {
-                    None => return Ok(None),
-                    Some(frame) => {
-                        if let Ok(data) = frame?.into_data() {
-                            if !data.is_empty() {
-                                return Ok(Some(data));
-                            }
-                        }
+    pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, BodyError> {
+        let body = match &mut self.source {
+            Source::Buffered(data) => return Ok(data.take()),
+            Source::Streaming(body) => body,
+        };
+        loop {
+            let frame = match body.frame().await {
+                None => return Ok(None),
+                Some(Ok(frame)) => frame,
+                Some(Err(err)) => {
+                    if let Some(watch) = &self.watch {
+                        watch.broken();
                     }
+                    return Err(BodyError::Broken(err));
                 }
-            },
+            };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if data.is_empty() {
+                continue;
+            }
+            if let Some(watch) = &self.watch {
+                if !watch.spend(data.len()) {
+                    return Err(BodyError::TooLarge);
+                }
+            }
+            return Ok(Some(data));
+        }
+    }
+
+    /// True when no data is left to read (known without waiting).
+    pub fn is_end(&self) -> bool {
+        match &self.source {
+            Source::Buffered(data) => data.is_none(),
+            Source::Streaming(body) => body.is_end_stream(),
         }
     }
 }
 
-impl RequestBody {
-    /// True when no data is left to read (known without waiting).
-    pub fn is_end(&self) -> bool {
-        match self {
-            Self::Buffered(data) => data.is_none(),
-            Self::Streaming(body) => body.is_end_stream(),
-        }
-    }
+/// The answer when the body could not be read before the app was called (cut short, broken
+/// chunked framing, too large): the client's fault, never a 500.
+pub fn unreadable(err: &BodyError) -> Response<ResponseBody> {
+    let (status, text) = match err {
+        BodyError::TooLarge => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Content Too Large: the request body exceeds the server's limit (--limit-max-body)\n",
+        ),
+        BodyError::Broken(_) => (
+            StatusCode::BAD_REQUEST,
+            "Bad Request: the request body ended early or is malformed\n",
+        ),
+    };
+    let mut response = ResponseHead::plain(status, text).into_response(None);
+    response
+        .headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    response
 }

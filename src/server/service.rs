@@ -1,5 +1,5 @@
 //! The tower stack a connection serves: default headers → proxy headers → access log →
-//! live reload → reload gate → the app bridge.
+//! input limits → live reload → reload gate → the app bridge.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -15,6 +15,7 @@ use super::access_log::{AccessLog, AccessLogLayer};
 use super::asgi::AsgiBridge;
 use super::conn_info::ConnInfo;
 use super::default_headers::{DefaultHeaders, DefaultHeadersLayer, DefaultHeadersService};
+use super::limits::{ConnState, LimitsLayer, LimitsService};
 use super::livereload::LiveHub;
 use super::livereload::layer::{LiveReload, LiveReloadLayer};
 use super::proxy_headers::{ProxyHeaders, ProxyHeadersLayer, TrustedHosts};
@@ -58,8 +59,9 @@ impl Service<Request<Incoming>> for AppService {
     }
 }
 
-pub type ConnectionService =
-    DefaultHeadersService<ProxyHeaders<AccessLog<LiveReload<GateService<AppService>>>>>;
+pub type ConnectionService = DefaultHeadersService<
+    ProxyHeaders<AccessLog<LimitsService<LiveReload<GateService<AppService>>>>>,
+>;
 
 /// What every connection needs to build its service stack.
 pub struct StackConfig {
@@ -74,7 +76,7 @@ pub struct StackConfig {
 }
 
 impl StackConfig {
-    pub fn for_connection(&self, conn: ConnInfo) -> ConnectionService {
+    pub fn for_connection(&self, conn: ConnInfo, state: Arc<ConnState>) -> ConnectionService {
         let conn = Arc::new(conn);
         let app = AppService {
             bridge: self.bridge.clone(),
@@ -82,7 +84,8 @@ impl StackConfig {
         };
         let gated = GateLayer::new(self.gate.clone()).layer(app);
         let live = LiveReloadLayer::new(self.live.clone(), &conn).layer(gated);
-        let logged = AccessLogLayer::new(conn.clone(), self.access_log).layer(live);
+        let limited = LimitsLayer::new(state).layer(live);
+        let logged = AccessLogLayer::new(conn.clone(), self.access_log).layer(limited);
         let proxied = ProxyHeadersLayer::new(conn, self.trusted_proxies.clone()).layer(logged);
         DefaultHeadersLayer::new(self.default_headers.clone()).layer(proxied)
     }

@@ -198,4 +198,87 @@ mod tests {
             assert_eq!(copied.get_item("db").unwrap().extract::<i32>().unwrap(), 1);
         });
     }
+
+    mod properties {
+        use super::*;
+        use percent_encoding::{NON_ALPHANUMERIC, percent_encode};
+        use proptest::prelude::*;
+
+        fn header_value() -> impl Strategy<Value = Vec<u8>> {
+            // What hyper lets through: visible ASCII, space, tab and obs-text.
+            proptest::collection::vec(
+                prop_oneof![0x20u8..=0x7e, Just(b'\t'), 0x80u8..=0xff],
+                0..40,
+            )
+        }
+
+        fn request(path: &[u8], query: &str, headers: &[(String, Vec<u8>)]) -> (Parts, ConnInfo) {
+            let encoded = percent_encode(path, NON_ALPHANUMERIC).to_string();
+            let uri = if query.is_empty() {
+                format!("/{encoded}")
+            } else {
+                format!("/{encoded}?{query}")
+            };
+            let mut builder = http::Request::builder().method("PATCH").uri(uri);
+            for (name, value) in headers {
+                builder = builder.header(name.as_str(), value.as_slice());
+            }
+            let conn = ConnInfo {
+                client: Some("[::1]:6000".parse().unwrap()),
+                server: None,
+                scheme: "http",
+            };
+            (builder.body(()).unwrap().into_parts().0, conn)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(500))]
+
+            #[test]
+            fn any_path_query_and_headers_make_a_faithful_scope(
+                path in proptest::collection::vec(any::<u8>(), 0..60),
+                query in "[a-zA-Z0-9=&%+._~-]{0,30}",
+                headers in proptest::collection::vec(("[a-z][a-z0-9-]{0,15}", header_value()), 0..12),
+                root in prop_oneof![Just(String::new()), "/[a-z]{1,8}"],
+            ) {
+                Python::initialize();
+                Python::attach(|py| {
+                    let (parts, conn) = request(&path, &query, &headers);
+                    let scope = build(py, &parts, &conn, &root, None).unwrap();
+                    let get = |key: &str| scope.get_item(key).unwrap().unwrap();
+                    let mut expected_path = root.clone();
+                    expected_path.push('/');
+                    expected_path.push_str(&String::from_utf8_lossy(&path));
+                    prop_assert_eq!(get("path").extract::<String>().unwrap(), expected_path);
+                    let raw = get("raw_path").extract::<Vec<u8>>().unwrap();
+                    prop_assert_eq!(&raw[..root.len()], root.as_bytes());
+                    let decoded: Vec<u8> =
+                        percent_encoding::percent_decode(&raw[root.len() + 1..]).collect();
+                    prop_assert_eq!(decoded, path.clone());
+                    prop_assert_eq!(
+                        get("query_string").extract::<Vec<u8>>().unwrap(),
+                        query.as_bytes().to_vec()
+                    );
+                    prop_assert_eq!(get("method").extract::<String>().unwrap(), "PATCH");
+                    prop_assert_eq!(get("client").extract::<(String, u16)>().unwrap(), ("::1".into(), 6000));
+                    prop_assert!(get("server").is_none());
+                    // Every header line, in order (http groups repeats of a name together).
+                    let got: Vec<(Vec<u8>, Vec<u8>)> = get("headers").extract().unwrap();
+                    let mut want: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+                    for (name, _) in &headers {
+                        if want.iter().any(|(n, _)| n == name.as_bytes()) {
+                            continue;
+                        }
+                        for (other, value) in &headers {
+                            if other == name {
+                                want.push((name.as_bytes().to_vec(), value.clone()));
+                            }
+                        }
+                    }
+                    prop_assert_eq!(got, want);
+                    Ok(())
+                })?;
+            }
+        }
+    }
 }

@@ -19,7 +19,7 @@ use crate::server::app_slot::AppSlot;
 use crate::server::conn_info::ConnInfo;
 use crate::server::disconnect::{Disconnect, DisconnectGuard};
 use crate::server::log::{self, Level};
-use crate::server::request_body::RequestBody;
+use crate::server::request_body::{self, RequestBody};
 use crate::server::response::{self, ResponseBody, ResponseHead};
 
 pub struct AsgiBridge {
@@ -142,9 +142,9 @@ impl AsgiBridge {
             _ => log::write(Level::Warning, "Unsupported upgrade request."),
         }
         let (parts, body) = req.into_parts();
-        let Ok(body) = RequestBody::prepare(body).await else {
-            // The client went away while sending its body; nobody is left to answer.
-            return response::internal_error();
+        let body = match RequestBody::prepare(body, &parts.extensions).await {
+            Ok(body) => body,
+            Err(err) => return request_body::unreadable(&err),
         };
         let disconnect = Arc::new(Disconnect::default());
         let guard = DisconnectGuard::new(disconnect.clone());

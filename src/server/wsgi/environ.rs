@@ -209,4 +209,93 @@ mod tests {
         );
         assert_eq!(split_path("", b"/items"), ("".into(), "/items".into()));
     }
+
+    mod properties {
+        use super::*;
+        use percent_encoding::{NON_ALPHANUMERIC, percent_encode};
+        use proptest::prelude::*;
+
+        fn header_value() -> impl Strategy<Value = Vec<u8>> {
+            proptest::collection::vec(
+                prop_oneof![0x20u8..=0x7e, Just(b'\t'), 0x80u8..=0xff],
+                0..40,
+            )
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(500))]
+
+            #[test]
+            fn any_request_makes_a_pep_3333_environ(
+                path in proptest::collection::vec(any::<u8>(), 0..60),
+                query in "[a-zA-Z0-9=&%+._~-]{0,30}",
+                headers in proptest::collection::vec(("[a-z][a-z0-9_-]{0,15}", header_value()), 0..12),
+                root in prop_oneof![Just(String::new()), "/[a-z]{1,8}"],
+            ) {
+                let encoded = percent_encode(&path, NON_ALPHANUMERIC).to_string();
+                let target = if query.is_empty() {
+                    format!("/{encoded}")
+                } else {
+                    format!("/{encoded}?{query}")
+                };
+                let mut builder = http::Request::builder().method("GET").uri(target.as_str());
+                for (name, value) in &headers {
+                    builder = builder.header(name.as_str(), value.as_slice());
+                }
+                let (parts, ()) = builder.body(()).unwrap().into_parts();
+                let conn = ConnInfo { client: None, server: None, scheme: "http" };
+                Python::initialize();
+                Python::attach(|py| {
+                    let none = py.None().into_bound(py);
+                    let environ = build(py, &parts, &conn, &root, none.clone(), &none).unwrap();
+                    let get = |key: &str| -> Option<String> {
+                        environ.get_item(key).unwrap().map(|v| v.extract::<String>().unwrap())
+                    };
+                    // SCRIPT_NAME + PATH_INFO is the decoded path, as latin-1 native strings.
+                    let mut full = b"/".to_vec();
+                    full.extend_from_slice(&path);
+                    let script = get("SCRIPT_NAME").unwrap();
+                    let info = get("PATH_INFO").unwrap();
+                    prop_assert_eq!(&script, &root);
+                    let stripped = full
+                        .strip_prefix(root.as_bytes())
+                        .filter(|rest| !root.is_empty() && (rest.is_empty() || rest.starts_with(b"/")));
+                    prop_assert_eq!(info, latin1(stripped.unwrap_or(&full)));
+                    prop_assert_eq!(get("QUERY_STRING").unwrap(), query.clone());
+                    prop_assert_eq!(get("RAW_URI").unwrap(), target.clone());
+                    prop_assert!(get("REMOTE_ADDR").is_none());
+                    prop_assert_eq!(get("SERVER_NAME").unwrap(), "localhost");
+                    for (name, _) in &headers {
+                        let key = match name.as_str() {
+                            "content-type" => "CONTENT_TYPE".to_owned(),
+                            "content-length" => "CONTENT_LENGTH".to_owned(),
+                            other => header_key(other),
+                        };
+                        let value = get(&key);
+                        if name.contains('_') {
+                            // Dropped: it would alias the dash spelling in the environ.
+                            prop_assert!(value.is_none() || headers.iter().any(|(n, _)| n != name && n.replace('-', "_") == name.replace('-', "_")));
+                            continue;
+                        }
+                        let separator = if name == "cookie" { "; " } else { "," };
+                        let joined = headers
+                            .iter()
+                            .filter(|(n, _)| n == name)
+                            .map(|(_, v)| latin1(v))
+                            .collect::<Vec<_>>()
+                            .join(separator);
+                        prop_assert_eq!(value, Some(joined));
+                    }
+                    for (key, value) in environ.iter() {
+                        let key: String = key.extract().unwrap();
+                        if key.starts_with("HTTP_") {
+                            let value: String = value.extract().unwrap();
+                            prop_assert!(value.chars().all(|c| (c as u32) <= 0xff));
+                        }
+                    }
+                    Ok(())
+                })?;
+            }
+        }
+    }
 }

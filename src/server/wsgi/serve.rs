@@ -20,7 +20,7 @@ use super::responder::StartResponse;
 use crate::server::app_slot::AppSlot;
 use crate::server::conn_info::ConnInfo;
 use crate::server::disconnect::{Disconnect, DisconnectGuard};
-use crate::server::request_body::RequestBody;
+use crate::server::request_body::{self, RequestBody};
 use crate::server::response::{self, BodySource, ResponseBody, ResponseHead};
 
 pub struct WsgiBridge {
@@ -44,8 +44,9 @@ impl WsgiBridge {
         conn: Arc<ConnInfo>,
     ) -> Response<ResponseBody> {
         let (parts, body) = req.into_parts();
-        let Ok(body) = RequestBody::prepare(body).await else {
-            return response::internal_error();
+        let body = match RequestBody::prepare(body, &parts.extensions).await {
+            Ok(body) => body,
+            Err(err) => return request_body::unreadable(&err),
         };
         let guard = DisconnectGuard::new(Arc::new(Disconnect::default()));
         let (head_tx, head_rx) = oneshot::channel();
