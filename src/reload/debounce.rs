@@ -18,6 +18,8 @@ pub struct Debouncer {
     seen: HashSet<PathBuf>,
     /// Paths written to and not closed since.
     open: HashSet<PathBuf>,
+    /// When a writer last closed a file it held the batch for: max_wait counts from there.
+    closed_at: Option<Instant>,
     first: Option<Instant>,
     last: Option<Instant>,
 }
@@ -36,6 +38,7 @@ impl Debouncer {
             paths: Vec::new(),
             seen: HashSet::new(),
             open: HashSet::new(),
+            closed_at: None,
             first: None,
             last: None,
         }
@@ -58,7 +61,9 @@ impl Debouncer {
 
     /// The writer closed `path`.
     pub fn closed(&mut self, path: PathBuf, now: Instant) {
-        self.open.remove(&path);
+        if self.open.remove(&path) {
+            self.closed_at = Some(now);
+        }
         self.push(path, now);
     }
 
@@ -67,7 +72,10 @@ impl Debouncer {
         let (first, last) = (self.first?, self.last?);
         let quiet = last + self.quiet;
         if self.open.is_empty() {
-            Some(quiet.min(first + self.max_wait))
+            let cap = self.closed_at.map_or(first + self.max_wait, |closed| {
+                (first + self.max_wait).max(closed + self.quiet)
+            });
+            Some(quiet.min(cap))
         } else {
             Some(quiet.max(first + WRITE_WAIT))
         }
@@ -82,6 +90,7 @@ impl Debouncer {
         self.last = None;
         self.seen.clear();
         self.open.clear();
+        self.closed_at = None;
         Some(std::mem::take(&mut self.paths))
     }
 }
