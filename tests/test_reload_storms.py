@@ -192,7 +192,7 @@ def test_save_with_invalid_utf8(session):
     (root / "pkg" / "m02.py").write_bytes(b'VALUE = "caf\xe9"\n')
     failures_seen(server, failed)
     line = [x for x in server.lines if "reload failed" in x][-1]
-    assert "pkg.m02 (pkg/m02.py): SyntaxError" in line and "utf-8" in line, line
+    assert "pkg.m02 with SyntaxError at pkg/m02.py:1" in line and "utf-8" in line, line
     assert served(server) == before
     (root / "pkg" / "m02.py").write_bytes('VALUE = "café"\n'.encode())
     assert settle(root, server)["values"][2] == "café"

@@ -57,8 +57,6 @@ def configure(level: int, use_colors: bool | None = None) -> None:
     logger.handlers[:] = [handler]
     logger.setLevel(level)
     logger.propagate = False
-    if not any(isinstance(f, _FailureLocation) for f in logger.filters):
-        logger.addFilter(_FailureLocation())
     _core.set_log_level(level)
     _core.set_log_colors(colors)
 
@@ -132,30 +130,6 @@ def _relative(path: str) -> str:
     except ValueError:
         return path
     return path if relative.startswith("..") else relative
-
-
-class _FailureLocation(logging.Filter):
-    """Makes a failed reload's error line say where: `reload failed in app.routes with
-    SyntaxError at app/routes.py:12: invalid syntax; ...`. It recognises the record the
-    reloader writes (module, " (path)", type name, exception) and only rewrites that."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if (
-            record.msg.__class__ is str
-            and record.msg.startswith("reload failed in %s%s: %s: %s")
-            and isinstance(args, tuple)
-            and len(args) == 4
-            and isinstance(args[3], BaseException)
-        ):
-            exc = args[3]
-            where = error_location(exc)
-            detail = exc.msg if isinstance(exc, SyntaxError) and exc.msg else str(exc)
-            rest = record.msg[len("reload failed in %s%s: %s: %s") :]
-            if where:
-                record.msg = "reload failed in %s with %s at %s: %s" + rest
-                record.args = (args[0], type(exc).__name__, where, detail)
-        return True
 
 
 def log_exception(exc: BaseException, message: str = "Exception in application") -> None:

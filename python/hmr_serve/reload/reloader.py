@@ -18,7 +18,7 @@ from typing import Any
 from hmr_serve import browser, integrations
 from hmr_serve.asgi import resolve
 from hmr_serve.loading import resolve_attribute, split_import_string, user_traceback
-from hmr_serve.logs import logger
+from hmr_serve.logs import error_location, logger
 from hmr_serve.reload import cutoff, executor
 from hmr_serve.reload.time_limit import ReloadTimeout
 from hmr_serve.reload.tracker import ImportTracker
@@ -312,11 +312,22 @@ class Reloader:
                 "" if error.code is None else repr(error.code),
             )
             return
-        logger.error(
-            "reload failed in %s%s: %s: %s; the previous code keeps serving",
-            failure.module,
-            where,
-            type(error).__name__,
-            error,
-        )
+        at = error_location(error)
+        if at is None:
+            logger.error(
+                "reload failed in %s%s: %s: %s; the previous code keeps serving",
+                failure.module,
+                where,
+                type(error).__name__,
+                error,
+            )
+        else:
+            detail = error.msg if isinstance(error, SyntaxError) and error.msg else error
+            logger.error(
+                "reload failed in %s with %s at %s: %s; the previous code keeps serving",
+                failure.module,
+                type(error).__name__,
+                at,
+                detail,
+            )
         browser.reload_failed(failure.module, failure.path, failure.error)
