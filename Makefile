@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYO3_PYTHON := $(abspath $(PY))
 
-.PHONY: demo test test-rust test-python lint install bench
+.PHONY: demo test test-rust test-python lint install bench browser
 
 $(VENV)/.deps: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,16 @@ demo: install
 test-rust: $(VENV)/.deps
 	cargo test --no-default-features
 
-test-python: install
+# The live-reload test drives a real headless Chromium: installed from Debian's packages when
+# missing and this user may (root or sudo); otherwise that one test is skipped, and says why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	{ command -v apt-get >/dev/null 2>&1 && \
+	  { [ "$$(id -u)" -eq 0 ] && S= || S=sudo; \
+	    $$S apt-get update -qq && $$S apt-get install -y -qq chromium >/dev/null; }; } || \
+	echo "chromium unavailable: the browser test in tests/test_livereload.py will be skipped"
+
+test-python: install browser
 	$(PY) -m pytest -q
 
 test: test-rust test-python
