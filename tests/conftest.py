@@ -342,3 +342,21 @@ def raw_request(host: str, port: int, data: bytes, timeout: float = 10.0) -> byt
 @pytest.fixture
 def markers_file(tmp_path: Path) -> Path:
     return tmp_path / "markers.txt"
+
+
+# -- long runs (reliability tests) ----------------------------------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--long",
+        action="store_true",
+        default=False,
+        help="run the reliability tests at full size (hundreds of reloads) instead of CI size",
+    )
+
+
+@pytest.fixture
+def long_run(request: pytest.FixtureRequest) -> bool:
+    """True with `pytest --long`: reliability tests run at full size."""
+    return bool(request.config.getoption("--long"))
