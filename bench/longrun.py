@@ -78,8 +78,13 @@ def run(reloads: int, logs: Path) -> dict:
         port = free_port()
         server = Server(
             name="hmr-serve",
-            argv=[tool("hmr-serve"), versioned_app.APP_SPEC, "--port", str(port),
-                  "--no-access-log"],  # fmt: skip
+            argv=[
+                tool("hmr-serve"),
+                versioned_app.APP_SPEC,
+                "--port",
+                str(port),
+                "--no-access-log",
+            ],  # fmt: skip
             port=port,
             cwd=root,
             env={"PYTHONDONTWRITEBYTECODE": "1"},
@@ -105,8 +110,9 @@ def run(reloads: int, logs: Path) -> dict:
                     if version in REPORT_AT or version == reloads:
                         time.sleep(0.3)  # the static pass after the reload, on its thread
                         samples[version] = sample(pid)
-                        say(f"[longrun] after {version:4d} reloads: RSS {samples[version][0]:.1f}"
-                            f" MB, {samples[version][1]} threads, {samples[version][2]} fds")  # fmt: skip
+                        rss, threads, fds = samples[version]
+                        say(f"[longrun] after {version:4d} reloads: RSS {rss:.1f} MB, "
+                            f"{threads} threads, {fds} fds")  # fmt: skip
                 alive = client.get("/debug/alive").json()
             time.sleep(0.3)  # the client's connection has closed on the server side too
             samples[reloads] = sample(pid)
@@ -125,9 +131,7 @@ def report(res: dict) -> str:
         [str(n), f"{rss:.1f}", f"{rss - first[0]:+.1f}", str(threads), str(fds)]
         for n, (rss, threads, fds) in sorted(samples.items())
     ]
-    table = markdown_table(
-        ["reloads", "RSS (MB)", "vs after 1 (MB)", "threads", "open fds"], rows
-    )
+    table = markdown_table(["reloads", "RSS (MB)", "vs after 1 (MB)", "threads", "open fds"], rows)
     last = samples[reloads]
     old = [entry for entry in res["alive"] if entry[1] != reloads]
     growth = last[0] - first[0]
@@ -139,7 +143,8 @@ def report(res: dict) -> str:
         f"threads {first[1]} → {last[1]}, open fds {first[2]} → {last[2]}.",
         f"- Objects of old versions alive after `gc.collect()` (an app, a router, a class whose "
         f"shape changes, an instance of it and a lambda per version): {len(old)}"
-        + (f" ({old[:10]})" if old else "") + ".",
+        + (f" ({old[:10]})" if old else "")
+        + ".",
         f"- Reload (own log line): median {fmt_ms(median(res['durations']))}, "
         f"modules re-executed per reload: {', '.join(map(str, sorted(res['modules'])))}.",
     ]

@@ -131,7 +131,8 @@ def run_example(ex: Example, rounds: int, pycache: Path, logs: Path) -> dict[str
         for name in order:
             took = cold_start(name, ex, pycache, logs, f"r{rnd + 1}")
             times[name].append(took)
-            say(f"[startup] {ex.label:34s} round {rnd + 1}/{rounds} {name:22s} {fmt_ms(took * 1000)}")
+            took_ms = fmt_ms(took * 1000)
+            say(f"[startup] {ex.label:34s} round {rnd + 1}/{rounds} {name:22s} {took_ms}")
     return times
 
 

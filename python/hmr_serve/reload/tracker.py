@@ -61,7 +61,8 @@ class ImportTracker:
 
     def _note_finished(self, name: str) -> None:
         """Registers `name` (and its parent packages) if it has finished importing."""
-        if name in self.tracked:
+        # Most imports are of modules already judged foreign (the stdlib, site-packages): done.
+        if name in self.tracked or self._verdicts.get(name, "") is None:
             return
         dot = name.rfind(".")
         if dot > 0:
@@ -118,7 +119,8 @@ class ImportTracker:
         else:
             absolute = name
         targets = [absolute]
-        if fromlist:
+        # Only a package has submodules to import by `from`: not `from typing import Any`.
+        if fromlist and getattr(module, "__path__", None) is not None:
             for item in fromlist:
                 if item != "*" and f"{absolute}.{item}" in sys.modules:
                     targets.append(f"{absolute}.{item}")
