@@ -8,6 +8,7 @@ import builtins
 import importlib
 import importlib.util
 import os
+import stat
 import sys
 from collections.abc import Iterable
 from types import ModuleType
@@ -25,6 +26,7 @@ class ImportTracker:
         self._roots = tuple(os.path.join(os.path.realpath(r), "") for r in roots)
         # Module name -> its real source path, or None when it is not first-party.
         self._verdicts: dict[str, str | None] = {}
+        self._real_dirs: dict[str, str] = {}
         self.tracked: set[str] = set()
         self._original_import = builtins.__import__
         self._original_import_module = importlib.import_module
@@ -46,12 +48,26 @@ class ImportTracker:
         origin = getattr(spec, "origin", None) if spec is not None else None
         verdict = None
         if origin and origin.endswith(".py") and getattr(spec, "has_location", False):
-            path = os.path.realpath(origin)
+            path = self._real_path(origin)
             parts = path.split(os.sep)
             if path.startswith(self._roots) and not _FOREIGN_DIRS.intersection(parts):
                 verdict = path
         self._verdicts[name] = verdict
         return verdict
+
+    def _real_path(self, path: str) -> str:
+        """os.path.realpath, with the directories' real paths cached: at start-up every imported
+        module is judged, and realpath costs one lstat per path component."""
+        directory, base = os.path.split(path)
+        real_dir = self._real_dirs.get(directory)
+        if real_dir is None:
+            real_dir = self._real_dirs[directory] = os.path.realpath(directory)
+        try:
+            if stat.S_ISLNK(os.lstat(path).st_mode):
+                return os.path.realpath(path)
+        except OSError:
+            return os.path.realpath(path)
+        return os.path.join(real_dir, base)
 
     def forget(self, name: str) -> None:
         self._verdicts.pop(name, None)
