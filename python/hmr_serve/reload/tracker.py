@@ -122,6 +122,15 @@ class ImportTracker:
     ) -> ModuleType:
         module = self._original_import(name, globals, locals, fromlist, level)
         importer = globals.get("__name__") if globals else None
+        # Start-up fast path: foreign code importing a foreign module, most import statements.
+        verdicts = self._verdicts
+        if (
+            not level
+            and verdicts.get(name, "") is None
+            and verdicts.get(importer, "") is None  # type: ignore[arg-type]
+            and (not fromlist or getattr(module, "__path__", None) is None)
+        ):
+            return module
         if importer is not None and importer not in self._verdicts:
             self.source_path(importer, globals)
         if level:
