@@ -126,25 +126,35 @@ def run(reloads: int, logs: Path) -> dict:
 
 def report(res: dict) -> str:
     samples, reloads = res["samples"], res["reloads"]
-    first = samples[1]
+    after_one = samples[1]
     rows = [
-        [str(n), f"{rss:.1f}", f"{rss - first[0]:+.1f}", str(threads), str(fds)]
+        [
+            str(n) if n else "0 (started)",
+            f"{rss:.1f}",
+            f"{rss - after_one[0]:+.1f}",
+            str(threads),
+            str(fds),
+        ]
         for n, (rss, threads, fds) in sorted(samples.items())
     ]
     table = markdown_table(["reloads", "RSS (MB)", "vs after 1 (MB)", "threads", "open fds"], rows)
     last = samples[reloads]
-    old = [entry for entry in res["alive"] if entry[1] != reloads]
-    growth = last[0] - first[0]
+    # The app the server started with, and its router, stay: its lifespan runs on it.
+    first = [entry for entry in res["alive"] if entry in (["app", 0], ["router", 0])]
+    old = [entry for entry in res["alive"] if entry[1] != reloads and entry not in first]
+    growth = last[0] - after_one[0]
     lines = [
         table,
         "",
         f"- RSS growth from 1 to {reloads} reloads: {growth:+.1f} MB "
         f"({'within' if growth < TARGET_MB else '**over**'} the {TARGET_MB} MB target); "
-        f"threads {first[1]} → {last[1]}, open fds {first[2]} → {last[2]}.",
+        f"threads {after_one[1]} → {last[1]}, open fds {after_one[2]} → {last[2]} (after the "
+        f"last client connection closed).",
         f"- Objects of old versions alive after `gc.collect()` (an app, a router, a class whose "
         f"shape changes, an instance of it and a lambda per version): {len(old)}"
         + (f" ({old[:10]})" if old else "")
-        + ".",
+        + f"; besides, the first app and its router (the lifespan runs on them): "
+        f"{'alive' if first else 'freed'}.",
         f"- Reload (own log line): median {fmt_ms(median(res['durations']))}, "
         f"modules re-executed per reload: {', '.join(map(str, sorted(res['modules'])))}.",
     ]
