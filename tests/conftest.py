@@ -412,3 +412,21 @@ def poll_until(
 
 def reloads(server: Server) -> int:
     return server.count_lines(r"reloaded \d+ modules?")
+
+
+# -- long runs (reliability tests) ----------------------------------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--long",
+        action="store_true",
+        default=False,
+        help="run the reliability tests at full size (hundreds of reloads) instead of CI size",
+    )
+
+
+@pytest.fixture
+def long_run(request: pytest.FixtureRequest) -> bool:
+    """True with `pytest --long`: reliability tests run at full size."""
+    return bool(request.config.getoption("--long"))

@@ -14,6 +14,7 @@ import importlib
 import importlib.util
 import itertools
 import os
+import stat
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from types import ModuleType
@@ -58,6 +59,7 @@ class ImportTracker:
         # Module name -> its real source path, or None when it is not first-party.
         self._verdicts: dict[str, str | None] = {}
         self._first_party: set[str] = set()  # verdict is a path; `sweep` checks them cheaply
+        self._real_dirs: dict[str, str] = {}
         self.tracked: set[str] = set()
         self._original_import = builtins.__import__
         self._original_import_module = importlib.import_module
@@ -84,13 +86,27 @@ class ImportTracker:
         origin = getattr(spec, "origin", None) if spec is not None else None
         verdict = None
         if origin and origin.endswith(".py") and getattr(spec, "has_location", False):
-            path = os.path.realpath(origin)
+            path = self._real_path(origin)
             parts = path.split(os.sep)
             if path.startswith(self._roots) and not _FOREIGN_DIRS.intersection(parts):
                 verdict = path
                 self._first_party.add(name)
         self._verdicts[name] = verdict
         return verdict
+
+    def _real_path(self, path: str) -> str:
+        """os.path.realpath, with the directories' real paths cached: at start-up every imported
+        module is judged, and realpath costs one lstat per path component."""
+        directory, base = os.path.split(path)
+        real_dir = self._real_dirs.get(directory)
+        if real_dir is None:
+            real_dir = self._real_dirs[directory] = os.path.realpath(directory)
+        try:
+            if stat.S_ISLNK(os.lstat(path).st_mode):
+                return os.path.realpath(path)
+        except OSError:
+            return os.path.realpath(path)
+        return os.path.join(real_dir, base)
 
     def forget(self, name: str) -> None:
         self._verdicts.pop(name, None)
@@ -107,7 +123,8 @@ class ImportTracker:
 
     def _note_finished(self, name: str) -> None:
         """Registers `name` (and its parent packages) if it has finished importing."""
-        if name in self.tracked:
+        # Most imports are of modules already judged foreign (the stdlib, site-packages): done.
+        if name in self.tracked or self._verdicts.get(name, "") is None:
             return
         dot = name.rfind(".")
         if dot > 0:
@@ -163,13 +180,23 @@ class ImportTracker:
                 listener(target, fromlist or ())
         module = self._original_import(name, globals, locals, fromlist, level)
         importer = globals.get("__name__") if globals else None
+        # Start-up fast path: foreign code importing a foreign module, most import statements.
+        verdicts = self._verdicts
+        if (
+            not level
+            and verdicts.get(name, "") is None
+            and verdicts.get(importer, "") is None  # type: ignore[arg-type]
+            and (not fromlist or getattr(module, "__path__", None) is None)
+        ):
+            return module
         if importer is not None and importer not in self._verdicts:
             self.source_path(importer, globals)
         absolute = _absolute(name, globals, level)
         if absolute is None:
             return module
         targets = [absolute]
-        if fromlist:
+        # Only a package has submodules to import by `from`: not `from typing import Any`.
+        if fromlist and getattr(module, "__path__", None) is not None:
             for item in fromlist:
                 if item != "*" and f"{absolute}.{item}" in sys.modules:
                     targets.append(f"{absolute}.{item}")

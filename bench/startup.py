@@ -1,0 +1,203 @@
+"""Cold start of the examples: process spawn → first 200 answer, side by side.
+
+Apps: the examples (examples/fastapi with its simulated 2 s model load, examples/flask,
+examples/django) and bench/apps/hello_fastapi.py (FastAPI without any load time, where the cost
+of import tracking is not diluted). Servers, one worker each, access logs off:
+
+  hmr-serve             reload on (watcher, import hooks, static pass): what a user runs
+  hmr-serve --no-reload the same without them
+  uvicorn               without reload; `--interface wsgi` for the WSGI apps
+  granian               --interface asgi|wsgi
+
+The target (issue 5): hmr-serve with reload on starts within 1.05× of uvicorn without reload.
+
+Servers start one at a time (a start-up is mostly one busy core; overlapping starts would
+measure the scheduler), in turns, a different one first each round, and the medians of the
+rounds are reported. Every server is started once before the timed rounds so that all of them
+find the bytecode caches warm, as a developer's machine has them; the caches live in a
+temporary PYTHONPYCACHEPREFIX, so the source tree stays clean. Readiness is polled every 5 ms
+on fresh connections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (  # noqa: E402
+    BENCH_DIR,
+    Server,
+    fmt_ms,
+    free_port,
+    http_get,
+    log_dir,
+    machine_info,
+    markdown_table,
+    median,
+    require_release_build,
+    say,
+    tool,
+    update_results,
+)
+
+ROOT = BENCH_DIR.parent
+EXAMPLES = ROOT / "examples"
+SERVERS = ("hmr-serve", "hmr-serve --no-reload", "uvicorn", "granian")
+BASELINE = "uvicorn"
+TARGET = 1.05
+POLL_INTERVAL = 0.005
+READY_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class Example:
+    label: str
+    cwd: Path
+    target: str
+    interface: str  # asgi | wsgi
+    path: str  # answers 200 once the app is up
+
+
+EXAMPLES_LIST = [
+    Example("FastAPI example (2 s model load)", EXAMPLES / "fastapi", "app.main:app", "asgi", "/"),
+    Example("FastAPI hello (bench/apps)", BENCH_DIR / "apps", "hello_fastapi:app", "asgi", "/"),
+    Example("Flask example", EXAMPLES / "flask", "app:app", "wsgi", "/"),
+    Example("Django example", EXAMPLES / "django", "mysite.wsgi:application", "wsgi", "/polls/"),
+]
+
+
+def argv_for(name: str, ex: Example, port: int) -> list[str]:
+    if name.startswith("hmr-serve"):
+        argv = [tool("hmr-serve"), ex.target, "--port", str(port), "--interface", ex.interface,
+                "--no-access-log"]  # fmt: skip
+        if name.endswith("--no-reload"):
+            argv.append("--no-reload")
+        return argv
+    if name == "uvicorn":
+        return [tool("uvicorn"), ex.target, "--port", str(port), "--interface",
+                "asgi3" if ex.interface == "asgi" else "wsgi", "--no-access-log"]  # fmt: skip
+    if name == "granian":
+        return [tool("granian"), "--interface", ex.interface, "--port", str(port),
+                "--workers", "1", "--no-access-log", ex.target]  # fmt: skip
+    raise ValueError(name)
+
+
+def answers_200(port: int, path: str) -> bool:
+    with contextlib.suppress(OSError, http.client.HTTPException):
+        return http_get(port, path, timeout=2.0)[0] == 200
+    return False
+
+
+def cold_start(name: str, ex: Example, pycache: Path, logs: Path, tag: str) -> float:
+    """Seconds from spawning the server to its first 200 answer on `ex.path`."""
+    port = free_port()
+    slug = name.replace(" --", "-")
+    server = Server(
+        name=name,
+        argv=argv_for(name, ex, port),
+        port=port,
+        cwd=ex.cwd,
+        env={"PYTHONPYCACHEPREFIX": str(pycache), "PYTHONDONTWRITEBYTECODE": None},
+        log_path=logs / f"{ex.cwd.name}-{ex.target.split(':')[0]}-{slug}-{tag}.log",
+    )
+    try:
+        server.start()
+        deadline = server.started_at + READY_TIMEOUT
+        while not answers_200(port, ex.path):
+            if not server.alive():
+                raise RuntimeError(f"{name} exited during start-up:\n{server.tail()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name}: no 200 on {ex.path} in {READY_TIMEOUT} s")
+            time.sleep(POLL_INTERVAL)
+        return time.monotonic() - server.started_at
+    finally:
+        server.stop()
+
+
+def run_example(ex: Example, rounds: int, pycache: Path, logs: Path) -> dict[str, list[float]]:
+    for name in SERVERS:  # warm-up: bytecode caches, page cache
+        cold_start(name, ex, pycache, logs, "warm-up")
+    times: dict[str, list[float]] = {name: [] for name in SERVERS}
+    for rnd in range(rounds):
+        order = SERVERS[rnd % len(SERVERS) :] + SERVERS[: rnd % len(SERVERS)]
+        for name in order:
+            took = cold_start(name, ex, pycache, logs, f"r{rnd + 1}")
+            times[name].append(took)
+            took_ms = fmt_ms(took * 1000)
+            say(f"[startup] {ex.label:34s} round {rnd + 1}/{rounds} {name:22s} {took_ms}")
+    return times
+
+
+def report(results: dict[Example, dict[str, list[float]]]) -> tuple[str, list[str]]:
+    rows, verdicts = [], []
+    for ex, times in results.items():
+        base = median(times[BASELINE])
+        for i, name in enumerate(SERVERS):
+            med = median(times[name])
+            rows.append([
+                ex.label if i == 0 else "",
+                name,
+                fmt_ms(med * 1000),
+                fmt_ms(min(times[name]) * 1000),
+                f"{med / base:.2f}",
+                f"{(med - base) * 1000:+.0f} ms",
+            ])  # fmt: skip
+        ratio = median(times["hmr-serve"]) / base
+        verdicts.append(
+            f"- {ex.label}: hmr-serve (reload on) {ratio:.2f}× uvicorn: "
+            + ("within" if ratio <= TARGET else "**misses**")
+            + f" the {TARGET}× target; reload machinery "
+            f"{(median(times['hmr-serve']) - median(times['hmr-serve --no-reload'])) * 1000:+.0f}"
+            " ms against --no-reload."
+        )
+    table = markdown_table(
+        ["app", "server", "median", "best", f"vs {BASELINE}", f"− {BASELINE}"], rows
+    )
+    return table, verdicts
+
+
+def main(argv: list[str] | None = None) -> str:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--rounds", type=int, default=7, help="timed starts per server (default: 7)")
+    p.add_argument("--quick", action="store_true", help="2 rounds; RESULTS.md untouched")
+    p.add_argument("--apps", help="comma-separated subset of: " + ", ".join(
+        e.label for e in EXAMPLES_LIST))  # fmt: skip
+    p.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
+    p.add_argument(
+        "--allow-debug-build", action="store_true", help="measure an unoptimized hmr-serve anyway"
+    )
+    args = p.parse_args(argv)
+    require_release_build(args.allow_debug_build)
+    rounds = 2 if args.quick else args.rounds
+    wanted = [e for e in EXAMPLES_LIST if not args.apps or e.label in args.apps.split(",")]
+
+    logs = log_dir("startup")
+    say(f"[startup] server logs in {logs}")
+    with tempfile.TemporaryDirectory(prefix="hmr-bench-pycache-") as pycache:
+        results = {ex: run_example(ex, rounds, Path(pycache), logs) for ex in wanted}
+    table, verdicts = report(results)
+    print(table + "\n\n" + "\n".join(verdicts), flush=True)
+    body = (
+        f"{machine_info(['hmr-serve', 'uvicorn', 'granian', 'fastapi', 'flask', 'django'])}\n\n"
+        f"Spawn → first 200 answer, {rounds} timed starts per server after one warm-up start "
+        f"each (bytecode caches warm), servers one at a time and in turns, medians. "
+        f"`vs {BASELINE}`: median divided by uvicorn's (without reload; `--interface wsgi` for "
+        f"the WSGI apps); `− {BASELINE}`: the difference. hmr-serve runs with reload on (as a "
+        f"user runs it: file watcher, import hooks, static import pass) and with --no-reload. "
+        f"Target: hmr-serve ≤ {TARGET}× uvicorn.\n\n{table}\n\n" + "\n".join(verdicts) + "\n"
+    )
+    if not (args.no_write or args.quick):  # a quick run checks that all works, nothing more
+        update_results("Cold start", body)
+    return body
+
+
+if __name__ == "__main__":
+    main()
