@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Server, ServerPool, server_env
+from conftest import Server, ServerPool, server_env, write
 
 PATHS = ["/hello", "/state", "/boom"]
 
@@ -188,12 +188,6 @@ FILES = {
 
 RELOAD_LINE = re.compile(r"reloaded \d+ modules? in .* after changes to pkg/(services|routes)\.py")
 PATCHED = "no module re-executed"
-
-
-def write(root: Path, rel: str, text: str) -> None:
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text).lstrip("\n"))
 
 
 def oracle(root: Path) -> dict:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Server, ServerPool, server_env
+from conftest import Server, ServerPool, edit, server_env, write
 from test_reload import Background
 
 ORACLE = textwrap.dedent(
@@ -166,19 +166,6 @@ FILES = {
 }
 
 PATHS = ("/", "/item", "/cart", "/kind")
-
-
-def write(root: Path, rel: str, text: str) -> None:
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text).lstrip("\n"))
-
-
-def edit(root: Path, rel: str, old: str, new: str) -> None:
-    path = root / rel
-    text = path.read_text()
-    assert old in text, f"{old!r} not in {rel}"
-    path.write_text(text.replace(old, new))
 
 
 def oracle(root: Path, path: str) -> dict:

@@ -3,17 +3,9 @@ the rebuilt app object, and lifespan state survives."""
 
 from __future__ import annotations
 
-import textwrap
 import time
-from pathlib import Path
 
-from conftest import Server
-
-
-def write(root: Path, rel: str, text: str) -> None:
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text).lstrip("\n"))
+from conftest import Server, write
 
 
 def wait_for_json(server: Server, path: str, expected: dict, timeout: float = 15.0) -> None:

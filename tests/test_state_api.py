@@ -14,7 +14,7 @@ from pathlib import Path
 
 import hmr_serve
 import pytest
-from conftest import Server, ServerPool, read_markers, server_env, wait_for_marker
+from conftest import Server, ServerPool, edit, read_markers, server_env, wait_for_marker, write
 from hmr_serve import state
 from test_reload import Background
 
@@ -124,19 +124,6 @@ FILES = {
     """,
     "pkg/main.py": MAIN,
 }
-
-
-def write(root: Path, rel: str, text: str) -> None:
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text).lstrip("\n"))
-
-
-def edit(root: Path, rel: str, old: str, new: str) -> None:
-    path = root / rel
-    text = path.read_text()
-    assert old in text, f"{old!r} not in {rel}"
-    path.write_text(text.replace(old, new))
 
 
 def oracle(root: Path) -> dict:
