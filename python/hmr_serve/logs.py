@@ -113,18 +113,19 @@ def error_location(exc: BaseException) -> str | None:
     """`app/routes.py:12`: where the error is in the user's code (a SyntaxError's own position,
     else the innermost frame outside hmr-serve and importlib)."""
     if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:
-        return f"{_relative(exc.filename)}:{exc.lineno}"
+        return f"{display_path(exc.filename)}:{exc.lineno}"
     tb: TracebackType | None = exc.__traceback__
     where = None
     while tb is not None:
         filename = tb.tb_frame.f_code.co_filename
         if not (filename.startswith("<") or filename.startswith(_PACKAGE_DIR)):
-            where = f"{_relative(filename)}:{tb.tb_lineno}"
+            where = f"{display_path(filename)}:{tb.tb_lineno}"
         tb = tb.tb_next
     return where
 
 
-def _relative(path: str) -> str:
+def display_path(path: str) -> str:
+    """`path` relative to the current directory when it lies below it, else as it is."""
     try:
         relative = os.path.relpath(path)
     except ValueError:

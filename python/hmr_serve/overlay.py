@@ -16,6 +16,8 @@ import sysconfig
 from dataclasses import dataclass
 from types import TracebackType
 
+from hmr_serve.logs import display_path
+
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _CONTEXT_LINES = 2  # source lines shown before and after the failing one
 
@@ -123,14 +125,6 @@ def _syntax_frame(exc: SyntaxError) -> Frame | None:
     return Frame(exc.filename, exc.lineno, "(compiling)", lines)
 
 
-def _relative(path: str) -> str:
-    try:
-        relative = os.path.relpath(path)
-    except ValueError:
-        return path
-    return path if relative.startswith("..") else relative
-
-
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, SyntaxError):
         return exc.msg or str(exc)
@@ -166,7 +160,7 @@ def _frame_html(frame: Frame | Collapsed) -> str:
         css = "hmr-hit" if number == frame.lineno else "hmr-line"
         rows.append(f'<span class="{css}">{number:>{width}} | {html.escape(text)}</span>')
     where = (
-        f"{html.escape(_relative(frame.filename))}, line {frame.lineno}, "
+        f"{html.escape(display_path(frame.filename))}, line {frame.lineno}, "
         f"in {html.escape(frame.function)}"
     )
     return (
@@ -230,6 +224,6 @@ def request_error(
 
 
 def reload_failure_fragment(module: str, path: str | None, exc: BaseException) -> str:
-    where = f" ({_relative(path)})" if path else ""
+    where = f" ({display_path(path)})" if path else ""
     note = "The previous code keeps serving; the next save retries."
     return render_fragment(exc, f"Reload failed in {module}{where}", note)
