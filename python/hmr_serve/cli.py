@@ -185,9 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
     http = parser.add_argument_group("HTTP")
     http.add_argument(
         "--http",
-        choices=["auto", "h11", "httptools"],
+        choices=["auto", "1", "2", "h11", "httptools"],
         default="auto",
-        help="accepted for uvicorn; HTTP/1.1 is always served by hyper (Rust)",
+        help="HTTP versions served (by hyper): auto = HTTP/1.1 and HTTP/2 (h2c with prior "
+        "knowledge, h2 by ALPN over TLS), 1 = HTTP/1.1 only, 2 = HTTP/2 only; uvicorn's h11 "
+        "and httptools mean 1 (default: %(default)s)",
     )
     http.add_argument(
         "--server-header",
@@ -472,6 +474,7 @@ def parse(argv: list[str] | None = None) -> Config:
         wsgi_threads=args.wsgi_threads,
         server_header=args.server_header,
         date_header=args.date_header,
+        http="1" if args.http in ("h11", "httptools") else args.http,
         headers=list(args.header),
         proxy_headers=args.proxy_headers,
         forwarded_allow_ips=forwarded,
