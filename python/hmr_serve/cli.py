@@ -30,7 +30,8 @@ UNSUPPORTED = {
     "limit_max_requests_jitter": (
         "--limit-max-requests-jitter is not supported (it only staggers --limit-max-requests)"
     ),
-    "http2": "--http2 is not supported yet: hmr-serve speaks HTTP/1.1",
+    "http2": "--http2 is not supported: HTTP/2 is served by default (--http auto); "
+    "--http 2 serves HTTP/2 only",
     "ssl_keyfile_password": (
         "--ssl-keyfile-password is not supported: decrypt the key once "
         "(openssl pkey -in key.pem -out plain.pem) and pass that file"
@@ -395,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     prod.add_argument("--limit-max-requests", type=int, metavar="N", help="not supported")
     prod.add_argument("--limit-max-requests-jitter", type=int, metavar="N", help="not supported")
-    prod.add_argument("--http2", action="store_true", default=None, help="not supported yet")
+    prod.add_argument("--http2", action="store_true", default=None, help="use --http 2")
     return parser
 
 
