@@ -30,7 +30,8 @@ UNSUPPORTED = {
     "limit_max_requests_jitter": (
         "--limit-max-requests-jitter is not supported (it only staggers --limit-max-requests)"
     ),
-    "http2": "--http2 is not supported yet: hmr-serve speaks HTTP/1.1",
+    "http2": "--http2 is not supported: HTTP/2 is served by default (--http auto); "
+    "--http 2 serves HTTP/2 only",
     "ssl_keyfile_password": (
         "--ssl-keyfile-password is not supported: decrypt the key once "
         "(openssl pkey -in key.pem -out plain.pem) and pass that file"
@@ -185,9 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
     http = parser.add_argument_group("HTTP")
     http.add_argument(
         "--http",
-        choices=["auto", "h11", "httptools"],
+        choices=["auto", "1", "2", "h11", "httptools"],
         default="auto",
-        help="accepted for uvicorn; HTTP/1.1 is always served by hyper (Rust)",
+        help="HTTP versions served (by hyper): auto = HTTP/1.1 and HTTP/2 (h2c with prior "
+        "knowledge, h2 by ALPN over TLS), 1 = HTTP/1.1 only, 2 = HTTP/2 only; uvicorn's h11 "
+        "and httptools mean 1 (default: %(default)s)",
     )
     http.add_argument(
         "--server-header",
@@ -393,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     prod.add_argument("--limit-max-requests", type=int, metavar="N", help="not supported")
     prod.add_argument("--limit-max-requests-jitter", type=int, metavar="N", help="not supported")
-    prod.add_argument("--http2", action="store_true", default=None, help="not supported yet")
+    prod.add_argument("--http2", action="store_true", default=None, help="use --http 2")
     return parser
 
 
@@ -472,6 +475,7 @@ def parse(argv: list[str] | None = None) -> Config:
         wsgi_threads=args.wsgi_threads,
         server_header=args.server_header,
         date_header=args.date_header,
+        http="1" if args.http in ("h11", "httptools") else args.http,
         headers=list(args.header),
         proxy_headers=args.proxy_headers,
         forwarded_allow_ips=forwarded,

@@ -37,6 +37,7 @@ class Config:
     reset_contextvars: bool = False
     server_header: bool = True
     date_header: bool = True
+    http: str = "auto"  # "1", "2" or "auto" (both)
     headers: list[tuple[str, str]] = field(default_factory=list)
     proxy_headers: bool = True
     forwarded_allow_ips: str = "127.0.0.1,::1"

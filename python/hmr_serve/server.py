@@ -279,7 +279,7 @@ def _open_server(config: Config, session: _Session) -> Any:
     server = _bind(config, session)
     if config.ssl_certfile:
         try:
-            server.use_tls(config.ssl_certfile, config.ssl_keyfile)
+            server.use_tls(config.ssl_certfile, config.ssl_keyfile, http=config.http)
         except ValueError as exc:
             server.close()
             raise OSError(0, str(exc)) from None
@@ -393,6 +393,7 @@ async def _serve(
         ws_ping_timeout=config.ws_ping_timeout,
         server_header=config.server_header,
         date_header=config.date_header,
+        http=config.http,
         headers=config.headers,
         forwarded_allow_ips=config.forwarded_allow_ips if config.proxy_headers else None,
         livereload=config.livereload,

@@ -1,7 +1,8 @@
 //! Graceful shutdown for connections that can be upgraded (WebSockets).
 //!
-//! hyper-util's `GracefulShutdown` only watches connection types it knows, and hyper's
-//! `http1::UpgradeableConnection` is not among them (hyper-util 0.1.21). This is the same
+//! hyper-util's `GracefulShutdown` only watches connection types it knows, and neither hyper's
+//! `http1::UpgradeableConnection` nor hyper-util's `auto::UpgradeableConnection` is among them
+//! (hyper-util 0.1.21). This is the same
 //! contract for the types the listener serves: `watch` a connection, `count` those still open,
 //! `shutdown` to ask them all to finish their current request and wait until they have.
 //! An upgraded connection leaves hyper (its future completes), so a WebSocket is not counted
@@ -10,16 +11,19 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use http::{Request, Response};
 use hyper::body::{Body, Incoming};
+use hyper::rt::bounds::Http2ServerConnExec;
 use hyper::rt::{Read, Write};
-use hyper::server::conn::http1;
-use hyper::service::HttpService;
+use hyper::server::conn::{http1, http2};
+use hyper::service::{HttpService, Service};
+use hyper_util::server::conn::auto;
 use tokio::sync::watch;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A hyper connection that can be told to stop after its current request.
-pub trait GracefulConnection: Future<Output = hyper::Result<()>> {
+pub trait GracefulConnection: Future {
     fn graceful_shutdown(self: Pin<&mut Self>);
 }
 
@@ -46,6 +50,35 @@ where
 {
     fn graceful_shutdown(self: Pin<&mut Self>) {
         http1::Connection::graceful_shutdown(self);
+    }
+}
+
+impl<I, S, B, E> GracefulConnection for http2::Connection<I, S, E>
+where
+    S: HttpService<Incoming, ResBody = B>,
+    S::Error: Into<BoxError>,
+    I: Read + Write + Unpin + 'static,
+    B: Body + 'static,
+    B::Error: Into<BoxError>,
+    E: Http2ServerConnExec<S::Future, B>,
+{
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        http2::Connection::graceful_shutdown(self);
+    }
+}
+
+impl<I, S, B, E> GracefulConnection for auto::UpgradeableConnection<'_, I, S, E>
+where
+    S: Service<Request<Incoming>, Response = Response<B>>,
+    S::Future: 'static,
+    S::Error: Into<BoxError>,
+    I: Read + Write + Unpin + Send + 'static,
+    B: Body + 'static,
+    B::Error: Into<BoxError>,
+    E: auto::HttpServerConnExec<S::Future, B>,
+{
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        auto::UpgradeableConnection::graceful_shutdown(self);
     }
 }
 
@@ -80,7 +113,7 @@ impl GracefulShutdown {
     pub fn watch<C: GracefulConnection>(
         &self,
         connection: C,
-    ) -> impl Future<Output = hyper::Result<()>> + use<C> {
+    ) -> impl Future<Output = C::Output> + use<C> {
         self.watcher().watch(connection)
     }
 
@@ -104,7 +137,7 @@ impl Watcher {
     pub fn watch<C: GracefulConnection>(
         self,
         connection: C,
-    ) -> impl Future<Output = hyper::Result<()>> + use<C> {
+    ) -> impl Future<Output = C::Output> + use<C> {
         let mut stop = self.stop;
         async move {
             let mut connection = std::pin::pin!(connection);

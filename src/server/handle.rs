@@ -15,6 +15,7 @@ use tokio::sync::{oneshot, watch};
 use super::app_slot::AppSlot;
 use super::asgi::{AsgiBridge, WsConfig};
 use super::default_headers::DefaultHeaders;
+use super::http_versions::HttpVersions;
 use super::limits::Limits;
 use super::listener::{self, Control, Listener};
 use super::livereload::LiveHub;
@@ -167,15 +168,18 @@ impl Server {
     }
 
     /// Serves TLS with this PEM certificate chain and key (`keyfile` None: the key is in
-    /// `certfile`). Before `start`; raises ValueError naming the file that is wrong.
-    #[pyo3(signature = (certfile, keyfile = None))]
-    fn use_tls(&self, certfile: &str, keyfile: Option<&str>) -> PyResult<()> {
+    /// `certfile`), offering `http` ("1", "2", "auto") by ALPN. Before `start`; raises
+    /// ValueError naming the file that is wrong.
+    #[pyo3(signature = (certfile, keyfile = None, http = "auto"))]
+    fn use_tls(&self, certfile: &str, keyfile: Option<&str>, http: &str) -> PyResult<()> {
         if matches!(&*self.listener(), Some(listener) if listener.server_addr().is_none()) {
             return Err(PyValueError::new_err(
                 "--ssl-certfile needs a TCP socket, not a Unix socket",
             ));
         }
-        let acceptor = tls::acceptor(certfile, keyfile).map_err(PyValueError::new_err)?;
+        let versions = HttpVersions::parse(http).map_err(PyValueError::new_err)?;
+        let acceptor =
+            tls::acceptor(certfile, keyfile, versions.alpn()).map_err(PyValueError::new_err)?;
         *self.tls.lock().unwrap_or_else(|e| e.into_inner()) = Some(acceptor);
         Ok(())
     }
@@ -188,7 +192,7 @@ impl Server {
         ws_ping_interval = Some(20.0), ws_ping_timeout = Some(20.0),
         server_header = true, date_header = true, headers = Vec::new(),
         forwarded_allow_ips = None, livereload = false, error_pages = false,
-        show_errors_to_all = false, error_page = None, limits = None,
+        show_errors_to_all = false, error_page = None, limits = None, http = "auto",
     ))]
     fn start(
         &self,
@@ -217,7 +221,9 @@ impl Server {
         show_errors_to_all: bool,
         error_page: Option<Py<PyAny>>,
         limits: Option<Bound<'_, PyDict>>,
+        http: &str,
     ) -> PyResult<()> {
+        let versions = HttpVersions::parse(http).map_err(PyValueError::new_err)?;
         let limits = match limits {
             Some(options) => limits_from(&options)?,
             None => Limits::default(),
@@ -304,6 +310,7 @@ impl Server {
             draining: self.draining.clone(),
             tls: self.tls.lock().unwrap_or_else(|e| e.into_inner()).clone(),
             date_header,
+            versions,
         };
         let (stopped_tx, stopped_rx) = oneshot::channel();
         *self.stopped.lock().unwrap_or_else(|e| e.into_inner()) = Some(stopped_rx);

@@ -11,8 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use http::header::{CONNECTION, HeaderValue};
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use http::{Request, Version};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket, UnixListener};
@@ -22,6 +23,7 @@ use tower::ServiceExt;
 use super::conn_info::ConnInfo;
 use super::conn_io::{self, ConnIo, Leftover};
 use super::graceful::{GracefulShutdown, Watcher};
+use super::http_versions::{ConnBuilder, HttpVersions, Options};
 use super::limits::{self, ConnState, Limits, Shared};
 use super::log::{self, Level};
 use super::service::StackConfig;
@@ -168,20 +170,6 @@ impl Listener {
     }
 }
 
-fn http1_builder(limits: &Limits) -> http1::Builder {
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .keep_alive(true)
-        // No `pipeline_flush`: hyper then holds a response back while unread input sits in its
-        // buffer, and loses it when the connection closes before that input is read (an answer
-        // to a request whose body the app or a limit left unread: 413, 401 before an upload).
-        .header_read_timeout(limits.hyper_header_timeout())
-        .max_headers(limits.hyper_max_headers())
-        .max_buf_size(limits.hyper_buffer());
-    builder
-}
-
 /// What the accept loop shares with `Server`: the stop signal and whether stopping is a restart.
 pub struct Control {
     pub shutdown: watch::Receiver<bool>,
@@ -192,6 +180,8 @@ pub struct Control {
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// `--no-date-header` turns hyper's `Date` off.
     pub date_header: bool,
+    /// `--http`: HTTP/1.1, HTTP/2 or both.
+    pub versions: HttpVersions,
 }
 
 fn spawn_connection<I>(
@@ -200,7 +190,7 @@ fn spawn_connection<I>(
     state: Arc<ConnState>,
     stack: &StackConfig,
     draining: &Arc<AtomicBool>,
-    builder: &http1::Builder,
+    builder: &ConnBuilder,
     graceful: Watcher,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -208,22 +198,26 @@ fn spawn_connection<I>(
     let draining = draining.clone();
     let leftover: Leftover<I> = Arc::default();
     let io = ConnIo::new(io, state.clone(), leftover.clone());
-    let stack =
-        stack
-            .for_connection(conn, state)
-            .map_response(move |mut response: http::Response<_>| {
-                if draining.load(Ordering::Acquire) {
-                    response
-                        .headers_mut()
-                        .insert(CONNECTION, HeaderValue::from_static("close"));
-                }
-                response
-            });
+    let stack = stack.for_connection(conn, state);
+    let stack = tower::service_fn(move |req: Request<Incoming>| {
+        let http1 = req.version() < Version::HTTP_2;
+        let draining = draining.clone();
+        let response = stack.clone().oneshot(req);
+        async move {
+            let mut response = response.await?;
+            let headers = response.headers_mut();
+            if !http1 {
+                // Connection-specific headers do not exist in HTTP/2 (a limit's answer or the
+                // app may carry `Connection: close`); a restart ends h2 with GOAWAY instead.
+                headers.remove(CONNECTION);
+            } else if draining.load(Ordering::Acquire) {
+                headers.insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            Ok::<_, std::convert::Infallible>(response)
+        }
+    });
     let service = TowerToHyperService::new(stack);
-    let connection = builder
-        .serve_connection(TokioIo::new(io), service)
-        .with_upgrades();
-    let connection = graceful.watch(connection);
+    let connection = builder.serve(TokioIo::new(io), service, graceful);
     tokio::spawn(async move {
         let result = connection.await;
         let rest = leftover.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -235,7 +229,9 @@ fn spawn_connection<I>(
         }
         if let Some((io, owed)) = rest {
             let answer = match &result {
-                Err(err) if owed => limits::refusal_for(err),
+                Err(err) if owed => err
+                    .downcast_ref::<hyper::Error>()
+                    .and_then(limits::refusal_for),
                 _ => None,
             };
             conn_io::close_lingering(io, answer.as_deref()).await;
@@ -258,9 +254,9 @@ pub async fn serve(
         draining,
         tls,
         date_header,
+        versions,
     } = control;
-    let mut builder = http1_builder(&limits);
-    builder.auto_date_header(date_header);
+    let builder = ConnBuilder::new(versions, &limits, &Options { date_header });
     let shared = Shared::new(limits);
     let graceful = GracefulShutdown::new();
     loop {

@@ -10,6 +10,7 @@ pub mod default_headers;
 pub mod disconnect;
 pub mod graceful;
 pub mod handle;
+pub mod http_versions;
 pub mod limits;
 pub mod listener;
 pub mod livereload;

@@ -20,7 +20,12 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Reads the PEM certificate chain and private key (the key may sit in the certificate file,
 /// as Python's `ssl.load_cert_chain` allows). Errors name the file and what is wrong with it.
-pub fn acceptor(certfile: &str, keyfile: Option<&str>) -> Result<TlsAcceptor, String> {
+/// `alpn`: the protocols offered, preferred first.
+pub fn acceptor(
+    certfile: &str,
+    keyfile: Option<&str>,
+    alpn: Vec<Vec<u8>>,
+) -> Result<TlsAcceptor, String> {
     let certs = CertificateDer::pem_file_iter(certfile)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
         .map_err(|e| format!("cannot read certificates from --ssl-certfile {certfile}: {e}"))?;
@@ -44,7 +49,7 @@ pub fn acceptor(certfile: &str, keyfile: Option<&str>) -> Result<TlsAcceptor, St
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(|e| format!("the TLS certificate and key do not fit together: {e}"))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = alpn;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
