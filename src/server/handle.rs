@@ -20,6 +20,7 @@ use super::listener::{self, Control, Listener};
 use super::livereload::LiveHub;
 use super::proxy_headers::TrustedHosts;
 use super::service::{Bridge, StackConfig};
+use super::static_files::Mounts;
 use super::tls;
 use super::wsgi::{WorkerPool, WsgiBridge};
 use crate::reload::gate::Gate;
@@ -188,7 +189,7 @@ impl Server {
         ws_ping_interval = Some(20.0), ws_ping_timeout = Some(20.0),
         server_header = true, date_header = true, headers = Vec::new(),
         forwarded_allow_ips = None, livereload = false, error_pages = false,
-        show_errors_to_all = false, error_page = None, limits = None,
+        show_errors_to_all = false, error_page = None, limits = None, statics = Vec::new(),
     ))]
     fn start(
         &self,
@@ -217,7 +218,10 @@ impl Server {
         show_errors_to_all: bool,
         error_page: Option<Py<PyAny>>,
         limits: Option<Bound<'_, PyDict>>,
+        statics: Vec<(String, String)>,
     ) -> PyResult<()> {
+        // `--static` (URL prefix, directory) pairs; checked before anything starts.
+        let statics = Arc::new(Mounts::new(&statics).map_err(PyValueError::new_err)?);
         let limits = match limits {
             Some(options) => limits_from(&options)?,
             None => Limits::default(),
@@ -297,6 +301,7 @@ impl Server {
             default_headers: Arc::new(default_headers),
             trusted_proxies,
             live,
+            statics,
         });
         let grace = graceful_timeout.map(Duration::from_secs_f64);
         let control = Control {
