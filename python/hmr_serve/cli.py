@@ -53,6 +53,16 @@ def _header(value: str) -> tuple[str, str]:
     return name.strip(), content.strip()
 
 
+def _static_mount(value: str) -> tuple[str, str]:
+    """`--static /url=dir`: the URL prefix and the directory's absolute path."""
+    url, sep, directory = value.partition("=")
+    if not sep or not url.startswith("/") or not url.strip("/") or not directory:
+        raise argparse.ArgumentTypeError(f"{value!r} is not /URL=DIR (e.g. /static=./static)")
+    if not os.path.isdir(directory):
+        raise argparse.ArgumentTypeError(f"{value!r}: {directory!r} is not a directory")
+    return url, os.path.abspath(directory)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hmr-serve",
@@ -226,6 +236,18 @@ def build_parser() -> argparse.ArgumentParser:
             "comma-separated IPs, networks (10.0.0.0/8) or literals (unix: for Unix sockets) "
             "to trust with proxy headers; * trusts all (default: $FORWARDED_ALLOW_IPS or "
             "127.0.0.1,::1)"
+        ),
+    )
+
+    http.add_argument(
+        "--static",
+        action="append",
+        type=_static_mount,
+        default=[],
+        metavar="/URL=DIR",
+        help=(
+            "serve the files of DIR under /URL from Rust, without the app and without waiting "
+            "for a reload; editing them refreshes open pages (repeatable)"
         ),
     )
 
@@ -473,6 +495,7 @@ def parse(argv: list[str] | None = None) -> Config:
         server_header=args.server_header,
         date_header=args.date_header,
         headers=list(args.header),
+        statics=list(args.static),
         proxy_headers=args.proxy_headers,
         forwarded_allow_ips=forwarded,
         ssl_certfile=args.ssl_certfile,

@@ -38,6 +38,7 @@ class Config:
     server_header: bool = True
     date_header: bool = True
     headers: list[tuple[str, str]] = field(default_factory=list)
+    statics: list[tuple[str, str]] = field(default_factory=list)  # --static (URL, abs dir)
     proxy_headers: bool = True
     forwarded_allow_ips: str = "127.0.0.1,::1"
     ssl_certfile: str | None = None
