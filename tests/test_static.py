@@ -387,9 +387,17 @@ def test_bad_static_options_are_refused(tmp_path):
         "static=public": "is not /URL=DIR",
         "/=public": "is not /URL=DIR",
         "/s": "is not /URL=DIR",
+        "/a/../b=public": "must not hold //, . or ..",
+        "//a=public": "must not hold //, . or ..",
     }
     for value, message in cases.items():
         result = run_cli(["main:app", "--static", value], cwd=project, env={"MARKERS": os.devnull})
         assert result.returncode == 2, (value, result.stderr)
         assert message in result.stderr, (value, result.stderr)
         assert "Traceback" not in result.stderr
+    twice = run_cli(
+        ["main:app", "--static", "/s=public", "--static", "/s/=public"],
+        cwd=project,
+        env={"MARKERS": os.devnull},
+    )
+    assert twice.returncode == 2 and "mounted twice" in twice.stderr, twice.stderr

@@ -58,6 +58,8 @@ def _static_mount(value: str) -> tuple[str, str]:
     url, sep, directory = value.partition("=")
     if not sep or not url.startswith("/") or not url.strip("/") or not directory:
         raise argparse.ArgumentTypeError(f"{value!r} is not /URL=DIR (e.g. /static=./static)")
+    if any(part in ("", ".", "..") for part in url[1:].rstrip("/").split("/")):
+        raise argparse.ArgumentTypeError(f"{value!r}: the URL must not hold //, . or ..")
     if not os.path.isdir(directory):
         raise argparse.ArgumentTypeError(f"{value!r}: {directory!r} is not a directory")
     return url, os.path.abspath(directory)
@@ -472,6 +474,9 @@ def parse(argv: list[str] | None = None) -> Config:
     forwarded = args.forwarded_allow_ips
     if forwarded is None:
         forwarded = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+    prefixes = [url.rstrip("/") for url, _ in args.static]
+    if len(set(prefixes)) < len(prefixes):
+        parser.error("--static: the same URL is mounted twice")
     if args.ws_max_size < 1:
         parser.error("--ws-max-size must be at least 1")
     if args.ws_ping_interval < 0 or args.ws_ping_timeout < 0:
