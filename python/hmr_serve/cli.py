@@ -54,6 +54,18 @@ def _header(value: str) -> tuple[str, str]:
     return name.strip(), content.strip()
 
 
+def _static_mount(value: str) -> tuple[str, str]:
+    """`--static /url=dir`: the URL prefix and the directory's absolute path."""
+    url, sep, directory = value.partition("=")
+    if not sep or not url.startswith("/") or not url.strip("/") or not directory:
+        raise argparse.ArgumentTypeError(f"{value!r} is not /URL=DIR (e.g. /static=./static)")
+    if any(part in ("", ".", "..") for part in url[1:].rstrip("/").split("/")):
+        raise argparse.ArgumentTypeError(f"{value!r}: the URL must not hold //, . or ..")
+    if not os.path.isdir(directory):
+        raise argparse.ArgumentTypeError(f"{value!r}: {directory!r} is not a directory")
+    return url, os.path.abspath(directory)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hmr-serve",
@@ -229,6 +241,18 @@ def build_parser() -> argparse.ArgumentParser:
             "comma-separated IPs, networks (10.0.0.0/8) or literals (unix: for Unix sockets) "
             "to trust with proxy headers; * trusts all (default: $FORWARDED_ALLOW_IPS or "
             "127.0.0.1,::1)"
+        ),
+    )
+
+    http.add_argument(
+        "--static",
+        action="append",
+        type=_static_mount,
+        default=[],
+        metavar="/URL=DIR",
+        help=(
+            "serve the files of DIR under /URL from Rust, without the app and without waiting "
+            "for a reload; editing them refreshes open pages (repeatable)"
         ),
     )
 
@@ -453,6 +477,9 @@ def parse(argv: list[str] | None = None) -> Config:
     forwarded = args.forwarded_allow_ips
     if forwarded is None:
         forwarded = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+    prefixes = [url.rstrip("/") for url, _ in args.static]
+    if len(set(prefixes)) < len(prefixes):
+        parser.error("--static: the same URL is mounted twice")
     if args.ws_max_size < 1:
         parser.error("--ws-max-size must be at least 1")
     if args.ws_ping_interval < 0 or args.ws_ping_timeout < 0:
@@ -477,6 +504,7 @@ def parse(argv: list[str] | None = None) -> Config:
         date_header=args.date_header,
         http="1" if args.http in ("h11", "httptools") else args.http,
         headers=list(args.header),
+        statics=list(args.static),
         proxy_headers=args.proxy_headers,
         forwarded_allow_ips=forwarded,
         ssl_certfile=args.ssl_certfile,

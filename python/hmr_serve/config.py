@@ -39,6 +39,7 @@ class Config:
     date_header: bool = True
     http: str = "auto"  # "1", "2" or "auto" (both)
     headers: list[tuple[str, str]] = field(default_factory=list)
+    statics: list[tuple[str, str]] = field(default_factory=list)  # --static (URL, abs dir)
     proxy_headers: bool = True
     forwarded_allow_ips: str = "127.0.0.1,::1"
     ssl_certfile: str | None = None

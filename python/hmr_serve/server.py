@@ -193,6 +193,8 @@ def _start_reloading(
         reloader.on_change(batch)
 
     roots = watch_roots(config)
+    # Their changes reach the reloader as files that are no module: pages refresh, nothing runs.
+    static_dirs = [directory for _, directory in config.statics]
     try:
         engine.watch(
             roots,
@@ -200,11 +202,12 @@ def _start_reloading(
             config.reload_excludes,
             loop.call_soon_threadsafe,
             on_change,
+            open_roots=static_dirs,
         )
     except OSError as exc:
         logger.error("cannot watch for changes: %s", exc)
         raise
-    logger.info("watching for changes in %s", ", ".join(roots))
+    logger.info("watching for changes in %s", ", ".join(roots + static_dirs))
     if session.restarted:
         # Saves between this process importing a module and its watcher starting produced no
         # event this watcher will see.
@@ -401,6 +404,7 @@ async def _serve(
         show_errors_to_all=config.show_errors_to_all,
         error_page=pages.wsgi_page if pages is not None else None,
         limits=config.limits,
+        statics=config.statics,
     )
     browser.attach(server, config.error_page)
     fix_watcher = None

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hasher};
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -31,8 +31,7 @@ impl ContentHashes {
     /// Records the current content of `path` (when a module is first loaded or re-executed) and
     /// returns its hash; None, with the memory left as it was, when the file cannot be read.
     pub fn seed(&self, path: &Path) -> Option<u64> {
-        let bytes = std::fs::read(path).ok()?;
-        let hash = hash(&bytes);
+        let hash = hash_file(path).ok()?;
         self.lock().insert(path.to_owned(), hash);
         Some(hash)
     }
@@ -49,9 +48,8 @@ impl ContentHashes {
     /// directory, a permission error: nothing that a reload could fix).
     pub fn check(&self, path: &Path) -> Option<ChangeKind> {
         // Read outside the lock: other threads seed while a large file is being read.
-        match std::fs::read(path) {
-            Ok(bytes) => {
-                let hash = hash(&bytes);
+        match hash_file(path) {
+            Ok(hash) => {
                 let previous = self.lock().insert(path.to_owned(), hash);
                 (previous != Some(hash)).then_some(ChangeKind::Modified)
             }
@@ -93,6 +91,22 @@ fn hash(bytes: &[u8]) -> u64 {
     let mut hasher = DefaultHasher::new();
     hasher.write(bytes);
     hasher.finish()
+}
+
+/// The same hash as `hash` of the whole content, read in pieces: a static directory may hold
+/// files far too big to read into memory at once.
+fn hash_file(path: &Path) -> std::io::Result<u64> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = DefaultHasher::new();
+    let mut buffer = vec![0; 64 * 1024];
+    loop {
+        match file.read(&mut buffer) {
+            Ok(0) => return Ok(hasher.finish()),
+            Ok(read) => hasher.write(&buffer[..read]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -138,6 +152,18 @@ mod tests {
         let dir = TempDir::new();
         let hashes = ContentHashes::default();
         assert_eq!(hashes.check(&dir.0.join("missing.py")), None);
+    }
+
+    #[test]
+    fn files_read_in_pieces_hash_like_their_bytes() {
+        let dir = TempDir::new();
+        let file = dir.0.join("big.bin");
+        let bytes: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        fs::write(&file, &bytes).unwrap();
+        let hashes = ContentHashes::default();
+        hashes.seed_bytes(&file, &bytes);
+        assert_eq!(hashes.check(&file), None);
+        assert_eq!(hashes.seed(&file), Some(hash(&bytes)));
     }
 
     #[test]

@@ -171,8 +171,9 @@ impl ReloadEngine {
     }
 
     /// Starts watching. Each batch of real changes is delivered on the event loop as
-    /// `callback([(path, "modified" | "deleted"), ...])`.
-    #[pyo3(signature = (roots, includes, excludes, call_soon_threadsafe, callback, quiet_ms = 5, max_wait_ms = 50))]
+    /// `callback([(path, "modified" | "deleted"), ...])`. Every file under `open_roots` counts,
+    /// whatever the includes.
+    #[pyo3(signature = (roots, includes, excludes, call_soon_threadsafe, callback, quiet_ms = 5, max_wait_ms = 50, open_roots = Vec::new()))]
     #[allow(clippy::too_many_arguments)]
     fn watch(
         &self,
@@ -183,9 +184,11 @@ impl ReloadEngine {
         callback: Py<PyAny>,
         quiet_ms: u64,
         max_wait_ms: u64,
+        open_roots: Vec<PathBuf>,
     ) -> PyResult<()> {
         let config = WatchConfig {
             roots,
+            open_roots,
             includes,
             excludes,
             quiet: Duration::from_millis(quiet_ms),

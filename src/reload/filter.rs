@@ -28,6 +28,8 @@ const IGNORED_DIRS: &[&str] = &[
 pub struct PathFilter {
     /// Longest first, so a path is judged relative to the innermost root that holds it.
     roots: Vec<PathBuf>,
+    /// Roots every file of which counts, whatever the includes (`--static` directories).
+    open_roots: Vec<PathBuf>,
     include_names: GlobSet,
     include_paths: GlobSet,
     exclude_names: GlobSet,
@@ -55,11 +57,26 @@ impl PathFilter {
         let (exclude_names, exclude_paths) = build_sets(excludes)?;
         Ok(Self {
             roots,
+            open_roots: Vec::new(),
             include_names,
             include_paths,
             exclude_names,
             exclude_paths,
         })
+    }
+
+    /// Adds roots whose files are all accepted (the includes do not apply; the excludes, the
+    /// ignored directories and editor scratch files still do).
+    pub fn with_open_roots(mut self, open: &[PathBuf]) -> Self {
+        for root in open {
+            if !self.roots.contains(root) {
+                self.roots.push(root.clone());
+            }
+        }
+        self.roots
+            .sort_by_key(|root| std::cmp::Reverse(root.components().count()));
+        self.open_roots = open.to_vec();
+        self
     }
 
     /// Whether a change to this path is interesting.
@@ -73,7 +90,9 @@ impl PathFilter {
         if has_ignored_dir(relative) || is_scratch_file(name) {
             return false;
         }
-        let included = self.include_names.is_match(name) || self.include_paths.is_match(relative);
+        let included = self.open_roots.iter().any(|root| path.starts_with(root))
+            || self.include_names.is_match(name)
+            || self.include_paths.is_match(relative);
         included && !self.exclude_names.is_match(name) && !self.exclude_paths.is_match(relative)
     }
 
@@ -233,6 +252,21 @@ mod tests {
         assert!(!accepts(&f, "/proj/migrations/sub/0002.py"));
         assert!(accepts(&f, "/proj/app/migrations/0001_initial.py"));
         assert!(!accepts(&f, "/proj/a/b/generated/x.py"));
+    }
+
+    #[test]
+    fn open_roots_take_every_file_but_still_honour_excludes() {
+        let f = PathFilter::new(&[PathBuf::from("/proj")], &[], &["*.map".into()])
+            .unwrap()
+            .with_open_roots(&[PathBuf::from("/proj/static"), PathBuf::from("/assets")]);
+        assert!(accepts(&f, "/proj/static/site.css"));
+        assert!(accepts(&f, "/proj/static/img/logo.png"));
+        assert!(accepts(&f, "/assets/app.js"));
+        assert!(!accepts(&f, "/proj/README.md"));
+        assert!(!accepts(&f, "/proj/static/app.js.map"));
+        assert!(!accepts(&f, "/proj/static/node_modules/x.js"));
+        assert!(!accepts(&f, "/proj/static/.site.css.swp"));
+        assert!(accepts(&f, "/proj/app.py"));
     }
 
     #[test]

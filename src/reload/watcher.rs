@@ -21,6 +21,8 @@ use crate::server::log::{self, Level};
 
 pub struct WatchConfig {
     pub roots: Vec<PathBuf>,
+    /// Watched too, every file accepted whatever the includes (`--static` directories).
+    pub open_roots: Vec<PathBuf>,
     pub includes: Vec<String>,
     pub excludes: Vec<String>,
     pub quiet: Duration,
@@ -49,8 +51,11 @@ impl Watcher {
         hashes: ContentHashes,
         on_batch: OnBatch,
     ) -> Result<Watcher, String> {
-        let mut roots = Vec::with_capacity(config.roots.len());
-        for root in &config.roots {
+        let mut roots = Vec::with_capacity(config.roots.len() + config.open_roots.len());
+        let mut open_roots = Vec::with_capacity(config.open_roots.len());
+        for (open, root) in (config.roots.iter().map(|r| (false, r)))
+            .chain(config.open_roots.iter().map(|r| (true, r)))
+        {
             if !root.is_dir() {
                 return Err(format!(
                     "cannot watch {}: not an existing directory",
@@ -61,10 +66,16 @@ impl Watcher {
             // filter and the hash memory work on absolute paths.
             let root = std::path::absolute(root)
                 .map_err(|e| format!("cannot watch {}: {e}", root.display()))?;
-            roots.push(root);
+            if open {
+                open_roots.push(root.clone());
+            }
+            if !roots.contains(&root) {
+                roots.push(root);
+            }
         }
         let filter = PathFilter::new(&roots, &config.includes, &config.excludes)
-            .map_err(|e| format!("invalid watch glob: {e}"))?;
+            .map_err(|e| format!("invalid watch glob: {e}"))?
+            .with_open_roots(&open_roots);
 
         let (tx, rx) = mpsc::channel();
         let notify_tx = tx.clone();
@@ -340,6 +351,7 @@ mod tests {
             let (tx, batches) = mpsc::channel();
             let config = WatchConfig {
                 roots: vec![dir.0.clone()],
+                open_roots: vec![],
                 includes,
                 excludes,
                 quiet: Duration::from_millis(5),
@@ -397,6 +409,7 @@ mod tests {
         let dir = TempDir::new();
         let config = WatchConfig {
             roots: vec![dir.0.join("missing")],
+            open_roots: vec![],
             includes: vec![],
             excludes: vec![],
             quiet: Duration::from_millis(5),
@@ -414,6 +427,7 @@ mod tests {
         let dir = TempDir::new();
         let config = WatchConfig {
             roots: vec![dir.0.clone()],
+            open_roots: vec![],
             includes: vec!["[".into()],
             excludes: vec![],
             quiet: Duration::from_millis(5),

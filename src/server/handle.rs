@@ -21,6 +21,7 @@ use super::listener::{self, Control, Listener};
 use super::livereload::LiveHub;
 use super::proxy_headers::TrustedHosts;
 use super::service::{Bridge, StackConfig};
+use super::static_files::Mounts;
 use super::tls;
 use super::wsgi::{WorkerPool, WsgiBridge};
 use crate::reload::gate::Gate;
@@ -193,6 +194,7 @@ impl Server {
         server_header = true, date_header = true, headers = Vec::new(),
         forwarded_allow_ips = None, livereload = false, error_pages = false,
         show_errors_to_all = false, error_page = None, limits = None, http = "auto",
+        statics = Vec::new(),
     ))]
     fn start(
         &self,
@@ -222,8 +224,11 @@ impl Server {
         error_page: Option<Py<PyAny>>,
         limits: Option<Bound<'_, PyDict>>,
         http: &str,
+        statics: Vec<(String, String)>,
     ) -> PyResult<()> {
         let versions = HttpVersions::parse(http).map_err(PyValueError::new_err)?;
+        // `--static` (URL prefix, directory) pairs; checked before anything starts.
+        let statics = Arc::new(Mounts::new(&statics).map_err(PyValueError::new_err)?);
         let limits = match limits {
             Some(options) => limits_from(&options)?,
             None => Limits::default(),
@@ -303,6 +308,7 @@ impl Server {
             default_headers: Arc::new(default_headers),
             trusted_proxies,
             live,
+            statics,
         });
         let grace = graceful_timeout.map(Duration::from_secs_f64);
         let control = Control {

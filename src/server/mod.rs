@@ -19,6 +19,7 @@ pub mod proxy_headers;
 pub mod request_body;
 pub mod response;
 pub mod service;
+pub mod static_files;
 pub mod thread_state;
 pub mod tls;
 pub mod wsgi;

@@ -1,5 +1,5 @@
 //! The tower stack a connection serves: default headers → proxy headers → access log →
-//! input limits → live reload → reload gate → the app bridge.
+//! input limits → live reload → static files → reload gate → the app bridge.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -20,6 +20,7 @@ use super::livereload::LiveHub;
 use super::livereload::layer::{LiveReload, LiveReloadLayer};
 use super::proxy_headers::{ProxyHeaders, ProxyHeadersLayer, TrustedHosts};
 use super::response::ResponseBody;
+use super::static_files::{Mounts, StaticFiles, StaticLayer};
 use super::wsgi::WsgiBridge;
 use crate::reload::gate::{Gate, GateLayer, GateService};
 
@@ -60,7 +61,7 @@ impl Service<Request<Incoming>> for AppService {
 }
 
 pub type ConnectionService = DefaultHeadersService<
-    ProxyHeaders<AccessLog<LimitsService<LiveReload<GateService<AppService>>>>>,
+    ProxyHeaders<AccessLog<LimitsService<LiveReload<StaticFiles<GateService<AppService>>>>>>,
 >;
 
 /// What every connection needs to build its service stack.
@@ -73,6 +74,8 @@ pub struct StackConfig {
     pub trusted_proxies: Option<Arc<TrustedHosts>>,
     /// Live reload and error-page banners; None when both are off.
     pub live: Option<Arc<LiveHub>>,
+    /// `--static` mounts (maybe none).
+    pub statics: Arc<Mounts>,
 }
 
 impl StackConfig {
@@ -83,7 +86,12 @@ impl StackConfig {
             conn: conn.clone(),
         };
         let gated = GateLayer::new(self.gate.clone()).layer(app);
-        let live = LiveReloadLayer::new(self.live.clone(), &conn).layer(gated);
+        let rewrites_html = self
+            .live
+            .as_ref()
+            .is_some_and(|hub| hub.trusts(conn.client));
+        let statics = StaticLayer::new(self.statics.clone(), rewrites_html).layer(gated);
+        let live = LiveReloadLayer::new(self.live.clone(), &conn).layer(statics);
         let limited = LimitsLayer::new(state).layer(live);
         let logged = AccessLogLayer::new(conn.clone(), self.access_log).layer(limited);
         let proxied = ProxyHeadersLayer::new(conn, self.trusted_proxies.clone()).layer(logged);
