@@ -113,34 +113,11 @@ fn hash_file(path: &Path) -> std::io::Result<u64> {
 mod tests {
     use super::*;
     use std::fs;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    /// A fresh directory per test, removed on drop, so tests run in parallel without clashing.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new() -> Self {
-            static COUNTER: AtomicUsize = AtomicUsize::new(0);
-            let dir = std::env::temp_dir().join(format!(
-                "hmr-serve-hash-{}-{}",
-                std::process::id(),
-                COUNTER.fetch_add(1, Ordering::Relaxed)
-            ));
-            fs::create_dir_all(&dir).unwrap();
-            Self(dir)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
 
     #[test]
     fn unknown_existing_file_is_modified_once() {
-        let dir = TempDir::new();
-        let file = dir.0.join("a.py");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.py");
         fs::write(&file, "x = 1\n").unwrap();
         let hashes = ContentHashes::default();
         assert_eq!(hashes.check(&file), Some(ChangeKind::Modified));
@@ -149,15 +126,15 @@ mod tests {
 
     #[test]
     fn unknown_missing_file_is_no_change() {
-        let dir = TempDir::new();
+        let dir = tempfile::tempdir().unwrap();
         let hashes = ContentHashes::default();
-        assert_eq!(hashes.check(&dir.0.join("missing.py")), None);
+        assert_eq!(hashes.check(&dir.path().join("missing.py")), None);
     }
 
     #[test]
     fn files_read_in_pieces_hash_like_their_bytes() {
-        let dir = TempDir::new();
-        let file = dir.0.join("big.bin");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("big.bin");
         let bytes: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
         fs::write(&file, &bytes).unwrap();
         let hashes = ContentHashes::default();
@@ -168,8 +145,8 @@ mod tests {
 
     #[test]
     fn touch_and_identical_resave_are_no_change() {
-        let dir = TempDir::new();
-        let file = dir.0.join("a.py");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.py");
         fs::write(&file, "x = 1\n").unwrap();
         let hashes = ContentHashes::default();
         assert!(hashes.seed(&file).is_some());
@@ -186,8 +163,8 @@ mod tests {
 
     #[test]
     fn edit_is_modified_and_remembered() {
-        let dir = TempDir::new();
-        let file = dir.0.join("a.py");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.py");
         fs::write(&file, "x = 1\n").unwrap();
         let hashes = ContentHashes::default();
         hashes.seed(&file);
@@ -201,8 +178,8 @@ mod tests {
 
     #[test]
     fn seed_bytes_compares_against_the_executed_source() {
-        let dir = TempDir::new();
-        let file = dir.0.join("a.py");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.py");
         fs::write(&file, "x = 2\n").unwrap();
         let hashes = ContentHashes::default();
         hashes.seed_bytes(&file, b"x = 1\n");
@@ -213,15 +190,15 @@ mod tests {
 
     #[test]
     fn seed_of_missing_file_is_none() {
-        let dir = TempDir::new();
+        let dir = tempfile::tempdir().unwrap();
         let hashes = ContentHashes::default();
-        assert_eq!(hashes.seed(&dir.0.join("missing.py")), None);
+        assert_eq!(hashes.seed(&dir.path().join("missing.py")), None);
     }
 
     #[test]
     fn delete_of_known_file_is_deleted_once() {
-        let dir = TempDir::new();
-        let file = dir.0.join("a.py");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.py");
         fs::write(&file, "x = 1\n").unwrap();
         let hashes = ContentHashes::default();
         hashes.seed(&file);
@@ -235,8 +212,8 @@ mod tests {
 
     #[test]
     fn parent_replaced_by_file_is_deleted() {
-        let dir = TempDir::new();
-        let pkg = dir.0.join("pkg");
+        let dir = tempfile::tempdir().unwrap();
+        let pkg = dir.path().join("pkg");
         fs::create_dir(&pkg).unwrap();
         let file = pkg.join("a.py");
         fs::write(&file, "x = 1\n").unwrap();
@@ -249,8 +226,8 @@ mod tests {
 
     #[test]
     fn forget_makes_the_file_unknown() {
-        let dir = TempDir::new();
-        let file = dir.0.join("a.py");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.py");
         fs::write(&file, "x = 1\n").unwrap();
         let hashes = ContentHashes::default();
         hashes.seed(&file);

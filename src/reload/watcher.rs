@@ -295,38 +295,16 @@ mod tests {
     use super::*;
     use crate::reload::content_hash::ChangeKind;
     use std::fs;
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
     const ARRIVES: Duration = Duration::from_secs(5);
     const NOTHING: Duration = Duration::from_millis(300);
-
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new() -> Self {
-            static COUNTER: AtomicUsize = AtomicUsize::new(0);
-            let dir = std::env::temp_dir().join(format!(
-                "hmr-serve-watch-{}-{}",
-                std::process::id(),
-                COUNTER.fetch_add(1, Ordering::Relaxed)
-            ));
-            fs::create_dir_all(&dir).unwrap();
-            Self(dir)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
 
     /// Field order is drop order: the watcher stops before the directory is removed.
     struct Harness {
         _watcher: Watcher,
         batches: Receiver<Vec<Change>>,
         hashes: ContentHashes,
-        dir: TempDir,
+        dir: tempfile::TempDir,
     }
 
     impl Harness {
@@ -340,17 +318,17 @@ mod tests {
             includes: Vec<String>,
             excludes: Vec<String>,
         ) -> Self {
-            let dir = TempDir::new();
+            let dir = tempfile::tempdir().unwrap();
             let hashes = ContentHashes::default();
             for (name, content) in files {
-                let path = dir.0.join(name);
+                let path = dir.path().join(name);
                 fs::create_dir_all(path.parent().unwrap()).unwrap();
                 fs::write(&path, content).unwrap();
                 hashes.seed(&path).unwrap();
             }
             let (tx, batches) = mpsc::channel();
             let config = WatchConfig {
-                roots: vec![dir.0.clone()],
+                roots: vec![dir.path().to_path_buf()],
                 open_roots: vec![],
                 includes,
                 excludes,
@@ -374,7 +352,7 @@ mod tests {
         }
 
         fn path(&self, name: &str) -> PathBuf {
-            self.dir.0.join(name)
+            self.dir.path().join(name)
         }
 
         fn next(&self) -> Vec<Change> {
@@ -406,9 +384,9 @@ mod tests {
 
     #[test]
     fn missing_root_is_an_error() {
-        let dir = TempDir::new();
+        let dir = tempfile::tempdir().unwrap();
         let config = WatchConfig {
-            roots: vec![dir.0.join("missing")],
+            roots: vec![dir.path().join("missing")],
             open_roots: vec![],
             includes: vec![],
             excludes: vec![],
@@ -424,9 +402,9 @@ mod tests {
 
     #[test]
     fn invalid_glob_is_an_error() {
-        let dir = TempDir::new();
+        let dir = tempfile::tempdir().unwrap();
         let config = WatchConfig {
-            roots: vec![dir.0.clone()],
+            roots: vec![dir.path().to_path_buf()],
             open_roots: vec![],
             includes: vec!["[".into()],
             excludes: vec![],
@@ -518,12 +496,12 @@ mod tests {
     fn new_directory_with_a_python_file() {
         let h = Harness::new(&[("app.py", "x = 1\n")]);
         // Built elsewhere and moved in, so the files produce no events of their own.
-        let staging = TempDir::new();
-        fs::create_dir_all(staging.0.join("pkg/sub")).unwrap();
-        fs::write(staging.0.join("pkg/__init__.py"), "").unwrap();
-        fs::write(staging.0.join("pkg/sub/mod.py"), "y = 1\n").unwrap();
-        fs::write(staging.0.join("pkg/data.json"), "{}").unwrap();
-        fs::rename(staging.0.join("pkg"), h.path("pkg")).unwrap();
+        let staging = tempfile::tempdir().unwrap();
+        fs::create_dir_all(staging.path().join("pkg/sub")).unwrap();
+        fs::write(staging.path().join("pkg/__init__.py"), "").unwrap();
+        fs::write(staging.path().join("pkg/sub/mod.py"), "y = 1\n").unwrap();
+        fs::write(staging.path().join("pkg/data.json"), "{}").unwrap();
+        fs::rename(staging.path().join("pkg"), h.path("pkg")).unwrap();
         assert_eq!(
             h.next(),
             vec![
@@ -569,8 +547,8 @@ mod tests {
     #[test]
     fn directory_moved_away_deletes_its_known_files() {
         let h = Harness::new(&[("pkg/__init__.py", ""), ("pkg/mod.py", "y = 1\n")]);
-        let elsewhere = TempDir::new();
-        fs::rename(h.path("pkg"), elsewhere.0.join("pkg")).unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        fs::rename(h.path("pkg"), elsewhere.path().join("pkg")).unwrap();
         let mut changes = h.next();
         changes.sort_by(|a, b| a.path.cmp(&b.path));
         assert_eq!(

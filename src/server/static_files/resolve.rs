@@ -168,28 +168,6 @@ pub async fn resolve(root: &Path, relative: &Path, trailing_slash: bool) -> Reso
 mod tests {
     use super::*;
     use std::fs;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new() -> Self {
-            static COUNTER: AtomicUsize = AtomicUsize::new(0);
-            let dir = std::env::temp_dir().join(format!(
-                "hmr-serve-static-{}-{}",
-                std::process::id(),
-                COUNTER.fetch_add(1, Ordering::Relaxed)
-            ));
-            fs::create_dir_all(&dir).unwrap();
-            Self(dir)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
 
     fn mounts(dir: &Path, prefixes: &[&str]) -> Mounts {
         let pairs: Vec<(String, String)> = prefixes
@@ -212,8 +190,8 @@ mod tests {
 
     #[test]
     fn paths_under_the_prefix_are_relative_to_the_root() {
-        let dir = TempDir::new();
-        let m = mounts(&dir.0, &["/static"]);
+        let dir = tempfile::tempdir().unwrap();
+        let m = mounts(dir.path(), &["/static"]);
         assert_eq!(
             relative(m.locate("/static/a/b.css")),
             ("a/b.css".into(), false)
@@ -231,8 +209,8 @@ mod tests {
 
     #[test]
     fn other_paths_belong_to_the_app() {
-        let dir = TempDir::new();
-        let m = mounts(&dir.0, &["/static/"]);
+        let dir = tempfile::tempdir().unwrap();
+        let m = mounts(dir.path(), &["/static/"]);
         assert_eq!(m.locate("/"), Located::Outside);
         assert_eq!(m.locate("/staticfoo/x"), Located::Outside);
         assert_eq!(m.locate("/api/static/x"), Located::Outside);
@@ -244,8 +222,8 @@ mod tests {
 
     #[test]
     fn escaping_shapes_are_refused() {
-        let dir = TempDir::new();
-        let m = mounts(&dir.0, &["/static"]);
+        let dir = tempfile::tempdir().unwrap();
+        let m = mounts(dir.path(), &["/static"]);
         for path in [
             "/static/../secret",
             "/static/a/../../secret",
@@ -265,29 +243,32 @@ mod tests {
 
     #[test]
     fn the_longest_prefix_wins() {
-        let outer = TempDir::new();
-        let inner = TempDir::new();
+        let outer = tempfile::tempdir().unwrap();
+        let inner = tempfile::tempdir().unwrap();
         let pairs = vec![
-            ("/static".to_string(), outer.0.display().to_string()),
-            ("/static/vendor".to_string(), inner.0.display().to_string()),
+            ("/static".to_string(), outer.path().display().to_string()),
+            (
+                "/static/vendor".to_string(),
+                inner.path().display().to_string(),
+            ),
         ];
         let m = Mounts::new(&pairs).unwrap();
         let Located::Inside { root, .. } = m.locate("/static/vendor/x.js") else {
             panic!()
         };
-        assert_eq!(root, fs::canonicalize(&inner.0).unwrap());
+        assert_eq!(root, fs::canonicalize(inner.path()).unwrap());
     }
 
     #[test]
     fn bad_mounts_are_errors() {
-        let dir = TempDir::new();
-        let d = dir.0.display().to_string();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
         let bad = |url: &str, dir: &str| Mounts::new(&[(url.into(), dir.into())]).err().unwrap();
         assert!(bad("/", &d).contains("not be / alone"));
         assert!(bad("static", &d).contains("must start with /"));
         assert!(bad("/a/../b", &d).contains(".."));
         assert!(bad("/s", "/definitely/not/here").contains("cannot use the directory"));
-        let file = dir.0.join("f");
+        let file = dir.path().join("f");
         fs::write(&file, "x").unwrap();
         assert!(bad("/s", &file.display().to_string()).contains("not a directory"));
         let twice = Mounts::new(&[("/s".into(), d.clone()), ("/s/".into(), d)]);
@@ -296,16 +277,16 @@ mod tests {
 
     #[tokio::test]
     async fn files_directories_and_symlinks_on_disk() {
-        let dir = TempDir::new();
-        let root = dir.0.join("root");
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
         fs::create_dir_all(root.join("docs")).unwrap();
         fs::create_dir_all(root.join("empty")).unwrap();
         fs::write(root.join("a.css"), "a").unwrap();
         fs::write(root.join("docs/index.html"), "<p>").unwrap();
-        fs::write(dir.0.join("secret.txt"), "secret").unwrap();
-        std::os::unix::fs::symlink(dir.0.join("secret.txt"), root.join("out.txt")).unwrap();
+        fs::write(dir.path().join("secret.txt"), "secret").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("secret.txt"), root.join("out.txt")).unwrap();
         std::os::unix::fs::symlink(root.join("a.css"), root.join("in.css")).unwrap();
-        std::os::unix::fs::symlink(&dir.0, root.join("up")).unwrap();
+        std::os::unix::fs::symlink(dir.path(), root.join("up")).unwrap();
         let root = fs::canonicalize(&root).unwrap();
         let at = |rel: &str, slash: bool| {
             let root = root.clone();
