@@ -11,6 +11,7 @@ pub mod disconnect;
 pub mod graceful;
 pub mod handle;
 pub mod http_versions;
+pub mod intercept;
 pub mod limits;
 pub mod listener;
 pub mod livereload;

@@ -15,12 +15,13 @@ use super::access_log::{AccessLog, AccessLogLayer};
 use super::asgi::AsgiBridge;
 use super::conn_info::ConnInfo;
 use super::default_headers::{DefaultHeaders, DefaultHeadersLayer, DefaultHeadersService};
+use super::intercept::Intercepting;
 use super::limits::{ConnState, LimitsLayer, LimitsService};
 use super::livereload::LiveHub;
-use super::livereload::layer::{LiveReload, LiveReloadLayer};
+use super::livereload::layer::{LiveReload, LiveReloadService};
 use super::proxy_headers::{ProxyHeaders, ProxyHeadersLayer, TrustedHosts};
 use super::response::ResponseBody;
-use super::static_files::{Mounts, StaticFiles, StaticLayer};
+use super::static_files::{Mounts, StaticFiles, StaticFilesService};
 use super::wsgi::WsgiBridge;
 use crate::reload::gate::{Gate, GateLayer, GateService};
 
@@ -61,7 +62,9 @@ impl Service<Request<Incoming>> for AppService {
 }
 
 pub type ConnectionService = DefaultHeadersService<
-    ProxyHeaders<AccessLog<LimitsService<LiveReload<StaticFiles<GateService<AppService>>>>>>,
+    ProxyHeaders<
+        AccessLog<LimitsService<LiveReloadService<StaticFilesService<GateService<AppService>>>>>,
+    >,
 >;
 
 /// What every connection needs to build its service stack.
@@ -90,8 +93,9 @@ impl StackConfig {
             .live
             .as_ref()
             .is_some_and(|hub| hub.trusts(conn.client));
-        let statics = StaticLayer::new(self.statics.clone(), rewrites_html).layer(gated);
-        let live = LiveReloadLayer::new(self.live.clone(), &conn).layer(statics);
+        let statics =
+            Intercepting::new(gated, StaticFiles::new(self.statics.clone(), rewrites_html));
+        let live = Intercepting::new(statics, LiveReload::new(self.live.clone(), &conn));
         let limited = LimitsLayer::new(state).layer(live);
         let logged = AccessLogLayer::new(conn.clone(), self.access_log).layer(limited);
         let proxied = ProxyHeadersLayer::new(conn, self.trusted_proxies.clone()).layer(logged);

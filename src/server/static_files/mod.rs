@@ -9,52 +9,33 @@ pub mod resolve;
 pub mod serve;
 pub mod validators;
 
-use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use http::header::{ALLOW, HeaderValue, LOCATION};
 use http::{Method, Request, Response, StatusCode};
-use tower::{Layer, Service};
 
 pub use self::resolve::Mounts;
 use self::resolve::{Located, Resolved};
+use super::intercept::{Decision, Intercept, Intercepting};
 use super::livereload::inject;
 use super::response::{ResponseBody, ResponseHead};
 
+pub type StaticFilesService<S> = Intercepting<S, StaticFiles>;
+
 #[derive(Clone)]
-pub struct StaticLayer {
+pub struct StaticFiles {
     mounts: Arc<Mounts>,
     /// The live-reload layer rewrites HTML pages for this connection's client.
     rewrites_html: bool,
 }
 
-impl StaticLayer {
+impl StaticFiles {
     pub fn new(mounts: Arc<Mounts>, rewrites_html: bool) -> Self {
         Self {
             mounts,
             rewrites_html,
         }
     }
-}
-
-impl<S> Layer<S> for StaticLayer {
-    type Service = StaticFiles<S>;
-
-    fn layer(&self, inner: S) -> StaticFiles<S> {
-        StaticFiles {
-            inner,
-            layer: self.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct StaticFiles<S> {
-    inner: S,
-    layer: StaticLayer,
 }
 
 fn method_not_allowed() -> Response<ResponseBody> {
@@ -80,27 +61,14 @@ fn add_slash(uri: &http::Uri) -> Response<ResponseBody> {
     }
 }
 
-impl<S, B> Service<Request<B>> for StaticFiles<S>
-where
-    S: Service<Request<B>, Response = Response<ResponseBody>, Error = Infallible>,
-    S::Future: Send + 'static,
-{
-    type Response = Response<ResponseBody>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        let mounts = self.layer.mounts.clone();
-        if mounts.is_empty() {
-            return Box::pin(self.inner.call(req));
+impl Intercept for StaticFiles {
+    fn decide<B>(&self, req: Request<B>) -> Decision<B> {
+        if self.mounts.is_empty() {
+            return Decision::Pass(req);
         }
-        let (root, relative, trailing_slash) = match mounts.locate(req.uri().path()) {
-            Located::Outside => return Box::pin(self.inner.call(req)),
-            Located::Refused => return Box::pin(std::future::ready(Ok(serve::not_found()))),
+        let (root, relative, trailing_slash) = match self.mounts.locate(req.uri().path()) {
+            Located::Outside => return Decision::Pass(req),
+            Located::Refused => return Decision::respond(serve::not_found()),
             Located::Inside {
                 root,
                 relative,
@@ -108,12 +76,12 @@ where
             } => (root.to_owned(), relative, trailing_slash),
         };
         if !matches!(*req.method(), Method::GET | Method::HEAD) {
-            return Box::pin(std::future::ready(Ok(method_not_allowed())));
+            return Decision::respond(method_not_allowed());
         }
-        let rewrites_html = self.layer.rewrites_html;
+        let rewrites_html = self.rewrites_html;
         // The body of a GET or HEAD is never read; dropping it lets hyper deal with it.
         let (parts, _body) = req.into_parts();
-        Box::pin(async move {
+        Decision::Answer(Box::pin(async move {
             let response = match resolve::resolve(&root, &relative, trailing_slash).await {
                 Resolved::NotFound => serve::not_found(),
                 Resolved::AddSlash => add_slash(&parts.uri),
@@ -129,6 +97,6 @@ where
                 }
             };
             Ok(response)
-        })
+        }))
     }
 }
