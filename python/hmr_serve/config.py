@@ -73,9 +73,21 @@ class Config:
     def log_level_number(self) -> int:
         return LOG_LEVELS[self.log_level]
 
+    # `_core.Server.start` reads its settings from this object: the fields by name, and the
+    # properties below.
+
+    @property
+    def ws_enabled(self) -> bool:
+        return self.ws != "none"
+
+    @property
+    def trusted_proxies(self) -> str | None:
+        """The peers whose forwarded headers count; None: `--no-proxy-headers`."""
+        return self.forwarded_allow_ips if self.proxy_headers else None
+
     @property
     def limits(self) -> dict[str, int | float | None]:
-        """What `_core.Server.start(limits=...)` takes."""
+        """The HTTP input limits, keyed as the server's `Limits` are."""
         return {
             "max_body": self.limit_max_body,
             "max_head": self.h11_max_incomplete_event_size,

@@ -65,7 +65,7 @@ fn seconds(value: Option<f64>) -> PyResult<Option<Duration>> {
     }
 }
 
-/// `Limits` from the dict `Server.start(limits=...)` gets: keys `max_body` (None: unlimited),
+/// `Limits` from the dict `Config.limits`: keys `max_body` (None: unlimited),
 /// `max_head`, `concurrency` (None: unlimited), `keep_alive` and `header_timeout` (seconds);
 /// missing keys keep their defaults.
 fn limits_from(options: &Bound<'_, PyDict>) -> PyResult<Limits> {
@@ -89,6 +89,35 @@ fn limits_from(options: &Bound<'_, PyDict>) -> PyResult<Limits> {
         return Err(PyValueError::new_err("concurrency must be at least 1"));
     }
     Ok(limits)
+}
+
+/// The settings `Server.start` reads from the `Config` it is given, by attribute: a new
+/// setting is a `Config` field and a field here.
+#[derive(FromPyObject)]
+struct ServeOptions<'py> {
+    root_path: String,
+    access_log: bool,
+    wsgi_threads: usize,
+    #[pyo3(attribute("timeout_graceful_shutdown"))]
+    graceful_timeout: Option<f64>,
+    #[pyo3(attribute("ws_enabled"))]
+    ws: bool,
+    ws_max_size: usize,
+    ws_ping_interval: Option<f64>,
+    ws_ping_timeout: Option<f64>,
+    server_header: bool,
+    date_header: bool,
+    headers: Vec<(String, String)>,
+    /// `--proxy-headers` off: None; on: the peers allowed to speak for a client.
+    trusted_proxies: Option<String>,
+    livereload: bool,
+    #[pyo3(attribute("error_page"))]
+    error_pages: bool,
+    show_errors_to_all: bool,
+    limits: Bound<'py, PyDict>,
+    http: String,
+    /// `--static` (URL prefix, directory) pairs.
+    statics: Vec<(String, String)>,
 }
 
 impl Server {
@@ -185,58 +214,55 @@ impl Server {
         Ok(())
     }
 
+    /// Serves `app` (`interface` "asgi" or "wsgi") with the settings of `options`, the
+    /// package's `Config` (see `ServeOptions`). The other arguments are this process's
+    /// objects: for ASGI the event loop, the dispatcher and the resolver, the lifespan state;
+    /// for WSGI the error page.
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (
-        app, interface, *, log_exception, event_loop = None, dispatch = None, resolve = None,
-        state = None, root_path = String::new(), access_log = true, wsgi_threads = 32,
-        graceful_timeout = None, ws = true, ws_max_size = 16 * 1024 * 1024,
-        ws_ping_interval = Some(20.0), ws_ping_timeout = Some(20.0),
-        server_header = true, date_header = true, headers = Vec::new(),
-        forwarded_allow_ips = None, livereload = false, error_pages = false,
-        show_errors_to_all = false, error_page = None, limits = None, http = "auto",
-        statics = Vec::new(),
+        app, interface, options, *, log_exception, event_loop = None, dispatch = None,
+        resolve = None, state = None, error_page = None,
     ))]
     fn start(
         &self,
         py: Python<'_>,
         app: Py<PyAny>,
         interface: &str,
+        options: ServeOptions<'_>,
         log_exception: Py<PyAny>,
         event_loop: Option<Bound<'_, PyAny>>,
         dispatch: Option<Py<PyAny>>,
         resolve: Option<Py<PyAny>>,
         state: Option<Py<PyDict>>,
-        root_path: String,
-        access_log: bool,
-        wsgi_threads: usize,
-        graceful_timeout: Option<f64>,
-        ws: bool,
-        ws_max_size: usize,
-        ws_ping_interval: Option<f64>,
-        ws_ping_timeout: Option<f64>,
-        server_header: bool,
-        date_header: bool,
-        headers: Vec<(String, String)>,
-        forwarded_allow_ips: Option<String>,
-        livereload: bool,
-        error_pages: bool,
-        show_errors_to_all: bool,
         error_page: Option<Py<PyAny>>,
-        limits: Option<Bound<'_, PyDict>>,
-        http: &str,
-        statics: Vec<(String, String)>,
     ) -> PyResult<()> {
-        let versions = HttpVersions::parse(http).map_err(PyValueError::new_err)?;
+        let ServeOptions {
+            root_path,
+            access_log,
+            wsgi_threads,
+            graceful_timeout,
+            ws,
+            ws_max_size,
+            ws_ping_interval,
+            ws_ping_timeout,
+            server_header,
+            date_header,
+            headers,
+            trusted_proxies,
+            livereload,
+            error_pages,
+            show_errors_to_all,
+            limits,
+            http,
+            statics,
+        } = options;
+        let versions = HttpVersions::parse(&http).map_err(PyValueError::new_err)?;
         // `--static` (URL prefix, directory) pairs; checked before anything starts.
         let statics = Arc::new(Mounts::new(&statics).map_err(PyValueError::new_err)?);
-        let limits = match limits {
-            Some(options) => limits_from(&options)?,
-            None => Limits::default(),
-        };
+        let limits = limits_from(&limits)?;
         let default_headers =
             DefaultHeaders::new(server_header, &headers).map_err(PyValueError::new_err)?;
-        // `--proxy-headers` off: None; on: the peers allowed to speak for a client.
-        let trusted_proxies = forwarded_allow_ips.map(|ips| Arc::new(TrustedHosts::parse(&ips)));
+        let trusted_proxies = trusted_proxies.map(|ips| Arc::new(TrustedHosts::parse(&ips)));
         let runtime = self.runtime_handle()?;
         let listener = self
             .listener()
