@@ -188,6 +188,40 @@ class Server:
             self._reader.join(timeout=2)
 
 
+def competitor_argv(
+    name: str, target: str, interface: str, port: int, app_dir: Path | None = None
+) -> list[str]:
+    """The command line of one server in the side-by-side runs: one worker, access log off,
+    no reload unless the name says so. `name`: hmr-serve, "hmr-serve --no-reload", uvicorn
+    (uvloop + httptools; `--interface wsgi` for a WSGI app), granian or gunicorn (WSGI only).
+    `app_dir` None: the app is imported from the working directory."""
+
+    def at(flag: str) -> list[str]:
+        return [flag, str(app_dir)] if app_dir is not None else []
+
+    if name in ("hmr-serve", "hmr-serve --no-reload"):
+        argv = [tool("hmr-serve"), target, "--port", str(port), *at("--app-dir"),
+                "--interface", interface, "--no-access-log"]  # fmt: skip
+        return argv + ["--no-reload"] if name.endswith("--no-reload") else argv
+    if name == "uvicorn":
+        return [tool("uvicorn"), target, "--port", str(port), *at("--app-dir"),
+                "--interface", "asgi3" if interface == "asgi" else "wsgi",
+                "--loop", "uvloop", "--http", "httptools", "--workers", "1",
+                "--no-access-log"]  # fmt: skip
+    if name == "granian":
+        return [tool("granian"), "--interface", interface, "--port", str(port), "--workers", "1",
+                *at("--working-dir"), "--no-access-log", target]  # fmt: skip
+    if name == "gunicorn" and interface == "wsgi":
+        return [tool("gunicorn"), target, "--bind", f"127.0.0.1:{port}", "--workers", "1",
+                "--worker-class", "sync", *at("--chdir")]  # fmt: skip
+    raise ValueError(f"{name} for {interface}")
+
+
+def log_slug(name: str) -> str:
+    """A server's name as part of a log file's: `hmr-serve --no-reload` → `hmr-serve-no-reload`."""
+    return name.replace(" --", "-")
+
+
 def wait_ready(servers: Sequence[Server], timeout: float, path: str = "/") -> None:
     """Probes all servers in turns until each has answered once, so each one's ready_after
     is measured as precisely as the others'."""

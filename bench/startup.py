@@ -35,16 +35,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     BENCH_DIR,
     Server,
+    competitor_argv,
     fmt_ms,
     free_port,
     http_get,
     log_dir,
+    log_slug,
     machine_info,
     markdown_table,
     median,
     require_release_build,
     say,
-    tool,
     update_results,
 )
 
@@ -74,22 +75,6 @@ EXAMPLES_LIST = [
 ]
 
 
-def argv_for(name: str, ex: Example, port: int) -> list[str]:
-    if name.startswith("hmr-serve"):
-        argv = [tool("hmr-serve"), ex.target, "--port", str(port), "--interface", ex.interface,
-                "--no-access-log"]  # fmt: skip
-        if name.endswith("--no-reload"):
-            argv.append("--no-reload")
-        return argv
-    if name == "uvicorn":
-        return [tool("uvicorn"), ex.target, "--port", str(port), "--interface",
-                "asgi3" if ex.interface == "asgi" else "wsgi", "--no-access-log"]  # fmt: skip
-    if name == "granian":
-        return [tool("granian"), "--interface", ex.interface, "--port", str(port),
-                "--workers", "1", "--no-access-log", ex.target]  # fmt: skip
-    raise ValueError(name)
-
-
 def answers_200(port: int, path: str) -> bool:
     with contextlib.suppress(OSError, http.client.HTTPException):
         return http_get(port, path, timeout=2.0)[0] == 200
@@ -99,14 +84,13 @@ def answers_200(port: int, path: str) -> bool:
 def cold_start(name: str, ex: Example, pycache: Path, logs: Path, tag: str) -> float:
     """Seconds from spawning the server to its first 200 answer on `ex.path`."""
     port = free_port()
-    slug = name.replace(" --", "-")
     server = Server(
         name=name,
-        argv=argv_for(name, ex, port),
+        argv=competitor_argv(name, ex.target, ex.interface, port),
         port=port,
         cwd=ex.cwd,
         env={"PYTHONPYCACHEPREFIX": str(pycache), "PYTHONDONTWRITEBYTECODE": None},
-        log_path=logs / f"{ex.cwd.name}-{ex.target.split(':')[0]}-{slug}-{tag}.log",
+        log_path=logs / f"{ex.cwd.name}-{ex.target.split(':')[0]}-{log_slug(name)}-{tag}.log",
     )
     try:
         server.start()

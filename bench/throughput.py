@@ -6,7 +6,8 @@ noisy moment of the machine does not land on one server only:
 
   hmr-serve             --no-access-log, reload on: what a user runs
   hmr-serve --no-reload the same without the file watcher and import hooks, for comparison
-  uvicorn               uvloop + httptools, --no-access-log, 1 worker          (ASGI only)
+  uvicorn               uvloop + httptools, --no-access-log, 1 worker; --interface wsgi for
+                        the WSGI apps (its own WSGI middleware, requests run on a thread pool)
   granian               1 worker, --interface asgi|wsgi (access log off by default)
   gunicorn              1 sync worker                                           (WSGI only)
 
@@ -38,17 +39,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     BENCH_DIR,
     Server,
+    competitor_argv,
     fmt_ms,
     free_port,
     http_get,
     log_dir,
+    log_slug,
     machine_info,
     markdown_table,
     median,
     require_release_build,
     running,
     say,
-    tool,
     update_results,
     wrk_version,
 )
@@ -72,7 +74,7 @@ SCENARIOS = [
 ]
 SERVERS = {
     "asgi": ["hmr-serve", "hmr-serve --no-reload", "uvicorn", "granian"],
-    "wsgi": ["hmr-serve", "hmr-serve --no-reload", "granian", "gunicorn"],
+    "wsgi": ["hmr-serve", "hmr-serve --no-reload", "uvicorn", "granian", "gunicorn"],
 }
 STREAM_BYTES = 1 << 20
 UPLOAD_BYTES = 10 << 20
@@ -94,33 +96,14 @@ def ensure_wrk() -> None:
 
 def make_server(name: str, scenario: Scenario, logs: Path) -> Server:
     port = free_port()
-    target, iface, apps = scenario.target, scenario.interface, str(APPS_DIR)
-    if name.startswith("hmr-serve"):
-        argv = [tool("hmr-serve"), target, "--port", str(port), "--app-dir", apps,
-                "--interface", iface, "--no-access-log"]  # fmt: skip
-        if name.endswith("--no-reload"):
-            argv.append("--no-reload")
-    elif name == "uvicorn":
-        argv = [tool("uvicorn"), target, "--port", str(port), "--app-dir", apps,
-                "--loop", "uvloop", "--http", "httptools", "--workers", "1",
-                "--no-access-log"]  # fmt: skip
-    elif name == "granian":
-        argv = [tool("granian"), "--interface", iface, "--port", str(port), "--workers", "1",
-                "--working-dir", apps, "--no-access-log", target]  # fmt: skip
-    elif name == "gunicorn":
-        argv = [tool("gunicorn"), target, "--bind", f"127.0.0.1:{port}", "--workers", "1",
-                "--worker-class", "sync", "--chdir", apps]  # fmt: skip
-    else:
-        raise ValueError(name)
-    slug = name.replace(" --", "-")
     return Server(
         name=name,
-        argv=argv,
+        argv=competitor_argv(name, scenario.target, scenario.interface, port, APPS_DIR),
         port=port,
         cwd=APPS_DIR,
         # No __pycache__ left in the source tree; start-up time is not measured here.
         env={"PYTHONDONTWRITEBYTECODE": "1"},
-        log_path=logs / f"{scenario.target.split(':')[0]}-{slug}.log",
+        log_path=logs / f"{scenario.target.split(':')[0]}-{log_slug(name)}.log",
     )
 
 
