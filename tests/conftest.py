@@ -265,6 +265,13 @@ def start_module_server() -> Iterator[StartServer]:
     pool.close()
 
 
+@pytest.fixture
+def client(server: Server) -> Iterator[httpx.Client]:
+    """A client of the test module's own `server` fixture."""
+    with server.client() as c:
+        yield c
+
+
 def run_cli(
     args: list[str],
     cwd: Path | str = APPS_DIR,

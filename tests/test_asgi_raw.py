@@ -12,7 +12,7 @@ import time
 
 import httpx
 import pytest
-from conftest import read_markers
+from conftest import raw_request, read_markers
 
 TEN_MB = 10 * 1024 * 1024
 
@@ -33,12 +33,6 @@ def server(start_module_server, markers):
     return start_module_server(
         "raw_asgi:app", "--port", "0", env={"HMR_TEST_MARKERS": str(markers)}
     )
-
-
-@pytest.fixture
-def client(server):
-    with server.client() as c:
-        yield c
 
 
 def test_ready_line_and_interface(server):
@@ -365,7 +359,9 @@ def test_head_request(client):
 
 
 def test_http_1_0_request(server):
-    response = raw_request_bytes(server.port, b"GET /scope HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+    response = raw_request(
+        "127.0.0.1", server.port, b"GET /scope HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
+    )
     head, _, body = response.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1."), head
     assert b" 200 " in head.split(b"\r\n")[0] + b" "
@@ -396,15 +392,3 @@ def test_client_disconnect_before_response_server_survives(server, markers):
     with server.client() as c:
         assert c.get("/").text == "hello from raw asgi"
     assert "panicked" not in server.output
-
-
-def raw_request_bytes(port: int, data: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(data)
-        chunks = []
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    return b"".join(chunks)

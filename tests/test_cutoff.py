@@ -5,16 +5,14 @@ module execution is counted in a file, so "nothing re-executed" is observed, not
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
-from conftest import Server, ServerPool, server_env, write
+from conftest import Server, ServerPool, poll_until, write
+from fresh import run_fresh
 
 PATHS = ["/hello", "/state", "/boom"]
 
@@ -191,16 +189,7 @@ PATCHED = "no module re-executed"
 
 
 def oracle(root: Path) -> dict:
-    out = subprocess.run(
-        [sys.executable, "-c", ORACLE],
-        cwd=root,
-        env=server_env({"COUNT_FILE": str(root / "oracle-count")}),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout.splitlines()[-1])
+    return run_fresh(root, ORACLE, env={"COUNT_FILE": str(root / "oracle-count")})
 
 
 def answers(server: Server) -> dict:
@@ -215,15 +204,7 @@ def answers(server: Server) -> dict:
 
 
 def settle(root: Path, server: Server, timeout: float = 20.0) -> dict:
-    expected = oracle(root)
-    deadline = time.monotonic() + timeout
-    got = None
-    while time.monotonic() < deadline:
-        got = answers(server)
-        if got == expected:
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"server answers {got}, a fresh process {expected}\n{server.output}")
+    return poll_until(lambda: answers(server), oracle(root), server, timeout, 0.05)
 
 
 def executions(root: Path) -> list[str]:

@@ -48,12 +48,6 @@ def server(request, start_module_server, project):
     return start_module_server(request.param, "--port", "0", cwd=project)
 
 
-@pytest.fixture
-def client(server):
-    with server.client() as c:
-        yield c
-
-
 def test_interface(server):
     expected = "WSGI" if ".wsgi:" in " ".join(server.cmd) else "ASGI"
     assert server.interface == expected

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import EXAMPLES_DIR, Background, Server, ServerPool, edit, server_env, write
+from fresh import run_fresh
 
 PASSWORD = "s3cret-pass-123"
 CSRF_INPUT_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
@@ -216,18 +217,8 @@ def mask(body: str) -> str:
 
 
 def oracle(root: Path, paths: list[str], host: str) -> dict[str, list]:
-    out = subprocess.run(
-        [sys.executable, "-c", ORACLE, json.dumps(paths), host],
-        cwd=root,
-        env=server_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr
-    return {
-        path: [s, stamp, mask(body)] for path, (s, stamp, body) in json.loads(out.stdout).items()
-    }
+    answers = run_fresh(root, ORACLE, json.dumps(paths), host, timeout=120)
+    return {path: [s, stamp, mask(body)] for path, (s, stamp, body) in answers.items()}
 
 
 class Site:

@@ -14,12 +14,6 @@ def server(start_module_server):
     return start_module_server("fastapi_app:app", "--port", "0")
 
 
-@pytest.fixture
-def client(server):
-    with server.client() as c:
-        yield c
-
-
 def test_detected_as_asgi(server):
     assert server.interface == "ASGI"
 

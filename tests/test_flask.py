@@ -13,12 +13,6 @@ def server(start_module_server):
     return start_module_server("flask_app:app", "--port", "0")
 
 
-@pytest.fixture
-def client(server):
-    with server.client() as c:
-        yield c
-
-
 def test_detected_as_wsgi(server):
     assert server.interface == "WSGI"
 

@@ -5,8 +5,6 @@ oracle: the app's test client in a new interpreter), while a steady client sees 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -19,9 +17,9 @@ from conftest import (
     edit,
     poll_until,
     reloads,
-    server_env,
     write,
 )
+from fresh import run_fresh
 
 FILES = {
     "shop/__init__.py": """
@@ -107,16 +105,7 @@ PATHS = ["/", "/api/items/", "/api/version", "/admin/", "/admin/new"]
 
 
 def oracle(root: Path, paths: list[str]) -> dict[str, list]:
-    out = subprocess.run(
-        [sys.executable, "-c", ORACLE, json.dumps(paths)],
-        cwd=root,
-        env=server_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
+    return run_fresh(root, ORACLE, json.dumps(paths))
 
 
 @pytest.fixture(scope="module")
@@ -306,29 +295,13 @@ def test_module_decorating_an_app_that_served_already(tmp_path, start_server):
     oracle_script = ORACLE.replace("from shop import create_app", "from web.main import app")
     oracle_script = oracle_script.replace("create_app().test_client()", "app.test_client()")
 
-    def expected() -> dict:
-        out = subprocess.run(
-            [sys.executable, "-c", oracle_script, json.dumps(paths)],
-            cwd=tmp_path,
-            env=server_env(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-        return json.loads(out.stdout)
-
     def served() -> dict:
         with server.client() as client:
             return {p: [(r := client.get(p)).status_code, r.text] for p in paths}
 
     def settled() -> dict:
-        want = expected()
-        deadline = time.monotonic() + 10
-        while (got := served()) != want:
-            assert time.monotonic() < deadline, f"{got} != {want}\n{server.output}"
-            time.sleep(0.03)
-        return got
+        want = run_fresh(tmp_path, oracle_script, json.dumps(paths))
+        return poll_until(served, want, server, 10, 0.03)
 
     assert settled()["/old"] == [200, "old"]
     views = (tmp_path / "web" / "views.py").read_text()

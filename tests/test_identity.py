@@ -10,39 +10,15 @@ caches, route tables and plugin registries.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
-from conftest import Server, ServerPool, edit, server_env, write
+from conftest import Server, ServerPool, edit, poll_until, write
+from fresh import asgi_get
 from test_reload import Background
-
-ORACLE = textwrap.dedent(
-    """
-    import asyncio, json, sys
-    sys.path.insert(0, ".")
-    from pkg.main import app
-    async def main():
-        status, body = [], []
-        async def receive():
-            return {"type": "http.request", "body": b"", "more_body": False}
-        async def send(message):
-            if message["type"] == "http.response.start":
-                status.append(message["status"])
-            elif message["type"] == "http.response.body":
-                body.append(message.get("body", b""))
-        scope = {"type": "http", "method": "GET", "path": sys.argv[1], "raw_path": b"/",
-                 "query_string": b"", "headers": [], "root_path": "", "scheme": "http",
-                 "server": ("testserver", 80), "client": ("127.0.0.1", 1),
-                 "http_version": "1.1", "asgi": {"version": "3.0"}}
-        await app(scope, receive, send)
-        print(json.dumps({"status": status[0], "body": json.loads(b"".join(body))}))
-    asyncio.run(main())
-    """
-)
 
 FILES = {
     "pkg/__init__.py": "",
@@ -169,16 +145,9 @@ PATHS = ("/", "/item", "/cart", "/kind")
 
 
 def oracle(root: Path, path: str) -> dict:
-    out = subprocess.run(
-        [sys.executable, "-c", ORACLE, path],
-        cwd=root,
-        env=server_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return json.loads(out.stdout)
+    answer = asgi_get(root, path)
+    assert "error" not in answer, answer
+    return {"status": answer["status"], "body": json.loads(answer["body"])}
 
 
 def current(server: Server, path: str) -> dict:
@@ -190,14 +159,11 @@ def current(server: Server, path: str) -> dict:
 def settle(root: Path, server: Server, timeout: float = 20.0) -> dict[str, dict]:
     """Polls until every path answers what a fresh process answers for the files as they are."""
     expected = {path: oracle(root, path) for path in PATHS}
-    deadline = time.monotonic() + timeout
-    got: dict[str, dict] = {}
-    while time.monotonic() < deadline:
-        got = {path: current(server, path) for path in PATHS}
-        if got == expected:
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"server answers {got}\nfresh process {expected}\n{server.output}")
+
+    def answers() -> dict[str, dict]:
+        return {path: current(server, path) for path in PATHS}
+
+    return poll_until(answers, expected, server, timeout, 0.05)
 
 
 @pytest.fixture(scope="module")

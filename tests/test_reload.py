@@ -5,38 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
-from conftest import Background, Server, ServerPool, poll_until, reloads, server_env, write
-
-ORACLE = textwrap.dedent(
-    """
-    import asyncio, json, sys
-    sys.path.insert(0, ".")
-    try:
-        from pkg.main import app
-    except BaseException as exc:
-        print(json.dumps({"error": type(exc).__name__}))
-        raise SystemExit(0)
-    async def main():
-        body = []
-        async def receive():
-            return {"type": "http.request", "body": b"", "more_body": False}
-        async def send(message):
-            if message["type"] == "http.response.body":
-                body.append(message.get("body", b""))
-        scope = {"type": "http", "method": "GET", "path": "/", "query_string": b"",
-                 "headers": [], "asgi": {"version": "3.0"}}
-        await app(scope, receive, send)
-        print(b"".join(body).decode())
-    asyncio.run(main())
-    """
-)
+from conftest import Background, Server, ServerPool, poll_until, reloads, write
+from fresh import asgi_get
 
 FILES = {
     "pkg/__init__.py": "",
@@ -103,16 +77,8 @@ FILES = {
 
 def oracle(root: Path) -> dict:
     """What a fresh process answers for the files as they are now."""
-    out = subprocess.run(
-        [sys.executable, "-c", ORACLE],
-        cwd=root,
-        env=server_env({"COUNT_FILE": str(root / "oracle-count")}),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return json.loads(out.stdout)
+    answer = asgi_get(root, env={"COUNT_FILE": str(root / "oracle-count")})
+    return answer if "error" in answer else json.loads(answer["body"])
 
 
 @pytest.fixture(scope="module")

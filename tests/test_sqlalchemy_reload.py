@@ -5,16 +5,14 @@ in a new interpreter, on its own database file)."""
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
-from conftest import Background, Server, ServerPool, edit, poll_until, server_env, write
+from conftest import Background, Server, ServerPool, edit, poll_until, write
+from fresh import run_fresh
 
 pytest.importorskip("sqlalchemy")
 
@@ -122,16 +120,8 @@ ORACLE = textwrap.dedent(
 
 
 def oracle(root: Path, module: str = "inv.main") -> list:
-    out = subprocess.run(
-        [sys.executable, "-c", ORACLE.format(module=module)],
-        cwd=root,
-        env=server_env({"DB_PATH": str(root / "oracle.sqlite3")}),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
+    script = ORACLE.format(module=module)
+    return run_fresh(root, script, env={"DB_PATH": str(root / "oracle.sqlite3")})
 
 
 def current(server: Server) -> list:

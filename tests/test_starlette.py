@@ -20,12 +20,6 @@ def server(start_module_server, markers):
     )
 
 
-@pytest.fixture
-def client(server):
-    with server.client() as c:
-        yield c
-
-
 def test_homepage(client):
     r = client.get("/")
     assert r.status_code == 200

@@ -8,35 +8,15 @@ import json
 import re
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import hmr_serve
 import pytest
 from conftest import Server, ServerPool, edit, read_markers, server_env, wait_for_marker, write
+from fresh import asgi_get
 from hmr_serve import state
 from test_reload import Background
-
-ORACLE = textwrap.dedent(
-    """
-    import asyncio, json, sys
-    sys.path.insert(0, ".")
-    from pkg.main import app
-    async def main():
-        body = []
-        async def receive():
-            return {"type": "http.request", "body": b"", "more_body": False}
-        async def send(message):
-            if message["type"] == "http.response.body":
-                body.append(message.get("body", b""))
-        scope = {"type": "http", "method": "GET", "path": "/", "query_string": b"",
-                 "headers": [], "asgi": {"version": "3.0"}}
-        await app(scope, receive, send)
-        print(b"".join(body).decode())
-    asyncio.run(main())
-    """
-)
 
 MAIN = """
     import json
@@ -127,16 +107,9 @@ FILES = {
 
 
 def oracle(root: Path) -> dict:
-    out = subprocess.run(
-        [sys.executable, "-c", ORACLE],
-        cwd=root,
-        env=server_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return json.loads(out.stdout)
+    answer = asgi_get(root)
+    assert "error" not in answer, answer
+    return json.loads(answer["body"])
 
 
 def current(server: Server) -> dict:

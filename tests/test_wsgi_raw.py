@@ -29,12 +29,6 @@ def server(start_module_server, markers):
     )
 
 
-@pytest.fixture
-def client(server):
-    with server.client() as c:
-        yield c
-
-
 def test_detected_as_wsgi(server):
     assert server.interface == "WSGI"
     line = server.wait_for_line(r"serving http://")

@@ -10,23 +10,11 @@ import random
 from types import SimpleNamespace
 from urllib.parse import parse_qs
 
+from _jsonable import jsonable
 from _markers import mark
 
 STREAM_CHUNKS = 4
 STREAM_DELAY = 0.3
-
-
-def jsonable(value):
-    """Convert an ASGI scope value to JSON, keeping bytes recognisable."""
-    if isinstance(value, bytes):
-        return {"bytes": value.decode("latin-1")}
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return repr(value)
 
 
 async def read_body(receive) -> tuple[bytes, int]:

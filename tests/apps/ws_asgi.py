@@ -9,21 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 
+from _jsonable import jsonable
 from _markers import mark
 
 SUBPROTOCOLS = ("chat", "superchat")
-
-
-def jsonable(value):
-    if isinstance(value, bytes):
-        return {"bytes": value.decode("latin-1")}
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return repr(value)
 
 
 async def lifespan(scope, receive, send):
