@@ -9,6 +9,7 @@ and tests can assert on the log. Servers are always killed at teardown.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -397,6 +398,26 @@ class Background:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(10)
+
+
+@contextlib.contextmanager
+def served_tree(
+    root: Path, files: dict[str, str], app_spec: str, *args: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[Server, Background]]:
+    """Writes `files` under `root` and serves `app_spec` from there (`--port 0` plus `args`)
+    with a steady background client, for a test module's session; both stop on the way out."""
+    for rel, text in files.items():
+        write(root, rel, text)
+    pool = ServerPool()
+    try:
+        server = pool(app_spec, "--port", "0", *args, cwd=root, env=env)
+        background = Background(server.url)
+        try:
+            yield server, background
+        finally:
+            background.stop()
+    finally:
+        pool.close()
 
 
 def poll_until(

@@ -11,12 +11,11 @@ from pathlib import Path
 
 import pytest
 from conftest import (
-    Background,
     Server,
-    ServerPool,
     edit,
     poll_until,
     reloads,
+    served_tree,
     write,
 )
 from fresh import run_fresh
@@ -111,16 +110,8 @@ def oracle(root: Path, paths: list[str]) -> dict[str, list]:
 @pytest.fixture(scope="module")
 def session(tmp_path_factory):
     root = tmp_path_factory.mktemp("flask-shop")
-    for rel, text in FILES.items():
-        write(root, rel, text)
-    pool = ServerPool()
-    try:
-        server = pool("shop:create_app", "--factory", "--port", "0", "--no-access-log", cwd=root)
-        background = Background(server.url)
-        yield root, server, background
-        background.stop()
-    finally:
-        pool.close()
+    with served_tree(root, FILES, "shop:create_app", "--factory", "--no-access-log") as served:
+        yield root, *served
 
 
 def settle(root: Path, server: Server, paths: list[str] = PATHS, timeout: float = 15.0) -> dict:

@@ -16,9 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Server, ServerPool, edit, poll_until, write
+from conftest import Server, edit, poll_until, served_tree
 from fresh import asgi_get
-from test_reload import Background
 
 FILES = {
     "pkg/__init__.py": "",
@@ -169,14 +168,8 @@ def settle(root: Path, server: Server, timeout: float = 20.0) -> dict[str, dict]
 @pytest.fixture(scope="module")
 def session(tmp_path_factory):
     root = tmp_path_factory.mktemp("identity-app")
-    for rel, text in FILES.items():
-        write(root, rel, text)
-    pool = ServerPool()
-    server = pool("pkg.main:app", "--port", "0", "--no-access-log", cwd=root)
-    background = Background(server.url)
-    yield root, server, background
-    background.stop()
-    pool.close()
+    with served_tree(root, FILES, "pkg.main:app", "--no-access-log") as served:
+        yield root, *served
 
 
 def test_initial_answers_match_a_fresh_process(session):

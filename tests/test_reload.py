@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Background, Server, ServerPool, poll_until, reloads, write
+from conftest import Server, poll_until, reloads, served_tree, write
 from fresh import asgi_get
 
 FILES = {
@@ -84,21 +84,9 @@ def oracle(root: Path) -> dict:
 @pytest.fixture(scope="module")
 def session(tmp_path_factory):
     root = tmp_path_factory.mktemp("reload-app")
-    for rel, text in FILES.items():
-        write(root, rel, text)
-    pool = ServerPool()
-    server = pool(
-        "pkg.main:app",
-        "--port",
-        "0",
-        "--no-access-log",
-        cwd=root,
-        env={"COUNT_FILE": str(root / "count")},
-    )
-    background = Background(server.url)
-    yield root, server, background
-    background.stop()
-    pool.close()
+    env = {"COUNT_FILE": str(root / "count")}
+    with served_tree(root, FILES, "pkg.main:app", "--no-access-log", env=env) as served:
+        yield root, *served
 
 
 def current(server: Server) -> dict:

@@ -11,7 +11,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import Background, ServerPool, edit, server_env, write
+from conftest import edit, served_tree, server_env, write
 from fresh import app_module, fresh, served, settle
 
 COUNT = 50
@@ -63,16 +63,8 @@ def git(root, *args: str) -> None:
 @pytest.fixture(scope="module")
 def session(tmp_path_factory):
     root = tmp_path_factory.mktemp("storms")
-    for rel, text in FILES.items():
-        write(root, rel, text)
-    pool = ServerPool()
-    try:
-        server = pool("pkg.main:app", "--port", "0", "--no-access-log", cwd=root)
-        background = Background(server.url)
-        yield root, server, background
-        background.stop()
-    finally:
-        pool.close()
+    with served_tree(root, FILES, "pkg.main:app", "--no-access-log") as served:
+        yield root, *served
 
 
 def no_failures(server, background) -> None:

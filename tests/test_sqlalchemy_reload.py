@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Background, Server, ServerPool, edit, poll_until, write
+from conftest import Server, edit, poll_until, served_tree, write
 from fresh import run_fresh
 
 pytest.importorskip("sqlalchemy")
@@ -137,23 +137,9 @@ def settle(root: Path, server: Server, module: str = "inv.main", timeout: float 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory):
     root = tmp_path_factory.mktemp("sqlalchemy-app")
-    for rel, text in FILES.items():
-        write(root, rel, text)
-    pool = ServerPool()
-    try:
-        server = pool(
-            "inv.main:app",
-            "--port",
-            "0",
-            "--no-access-log",
-            cwd=root,
-            env={"DB_PATH": str(root / "server.sqlite3")},
-        )
-        background = Background(server.url)
-        yield root, server, background
-        background.stop()
-    finally:
-        pool.close()
+    env = {"DB_PATH": str(root / "server.sqlite3")}
+    with served_tree(root, FILES, "inv.main:app", "--no-access-log", env=env) as served:
+        yield root, *served
 
 
 def test_initial_response_matches_a_fresh_process(session):

@@ -13,10 +13,17 @@ from pathlib import Path
 
 import hmr_serve
 import pytest
-from conftest import Server, ServerPool, edit, read_markers, server_env, wait_for_marker, write
+from conftest import (
+    Server,
+    edit,
+    read_markers,
+    served_tree,
+    server_env,
+    wait_for_marker,
+    write,
+)
 from fresh import asgi_get
 from hmr_serve import state
-from test_reload import Background
 
 MAIN = """
     import json
@@ -137,15 +144,9 @@ def settle(root: Path, server: Server, timeout: float = 20.0) -> dict:
 @pytest.fixture(scope="module")
 def session(tmp_path_factory):
     root = tmp_path_factory.mktemp("state-app")
-    for rel, text in FILES.items():
-        write(root, rel, text)
     markers = root / "markers.txt"
-    pool = ServerPool()
-    server = pool("pkg.main:app", "--port", "0", cwd=root, env={"MARKERS": str(markers)})
-    background = Background(server.url)
-    yield root, server, background, markers
-    background.stop()
-    pool.close()
+    with served_tree(root, FILES, "pkg.main:app", env={"MARKERS": str(markers)}) as served:
+        yield root, *served, markers
 
 
 def test_kept_values_survive_a_reexecution(session):
