@@ -7,6 +7,7 @@ reloader's worker processes die with it.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import datetime
 import http.client
@@ -391,6 +392,25 @@ def hmr_serve_source() -> str:
         return f"from {where}"
     changes = " + uncommitted changes" if dirty.stdout.strip() else ""
     return f"from {where} (commit {head.stdout.strip()}{changes})"
+
+
+def parse_bench_args(p: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Adds the options every benchmark script takes besides its own `--quick` (--no-write,
+    --allow-debug-build), parses `argv` and stops on a debug build unless allowed."""
+    p.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
+    p.add_argument(
+        "--allow-debug-build", action="store_true", help="measure an unoptimized hmr-serve anyway"
+    )
+    args = p.parse_args(argv)
+    require_release_build(args.allow_debug_build)
+    return args
+
+
+def write_results(args: argparse.Namespace, section: str, body: str) -> None:
+    """`update_results`, unless the run was --quick (it checks that all works, nothing more) or
+    --no-write."""
+    if not (args.no_write or args.quick):
+        update_results(section, body)
 
 
 def update_results(section: str, body: str, path: Path = RESULTS) -> None:

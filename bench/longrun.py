@@ -35,10 +35,10 @@ from common import (  # noqa: E402
     machine_info,
     markdown_table,
     median,
-    require_release_build,
+    parse_bench_args,
     say,
     tool,
-    update_results,
+    write_results,
 )
 
 RELOAD_RE = re.compile(r"reloaded (\d+) modules? in ([\d.]+) ms")
@@ -165,12 +165,7 @@ def main(argv: list[str] | None = None) -> str:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--reloads", type=int, default=500, help="edits to make (default: 500)")
     p.add_argument("--quick", action="store_true", help="50 reloads; RESULTS.md untouched")
-    p.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
-    p.add_argument(
-        "--allow-debug-build", action="store_true", help="measure an unoptimized hmr-serve anyway"
-    )
-    args = p.parse_args(argv)
-    require_release_build(args.allow_debug_build)
+    args = parse_bench_args(p, argv)
     reloads = 50 if args.quick else args.reloads
     logs = log_dir("longrun")
     say(f"[longrun] server log in {logs}")
@@ -182,8 +177,7 @@ def main(argv: list[str] | None = None) -> str:
         f"(tests/versioned_app.py), each waited for (log line, then `/` answers the new "
         f"version). RSS, threads and open fds of the server process from /proc.\n\n{text}"
     )
-    if not (args.no_write or args.quick):  # a quick run checks that all works, nothing more
-        update_results("Long session", body)
+    write_results(args, "Long session", body)
     return body
 
 

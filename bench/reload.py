@@ -64,12 +64,12 @@ from common import (  # noqa: E402
     machine_info,
     markdown_table,
     median,
+    parse_bench_args,
     percentile,
-    require_release_build,
     running,
     say,
     tool,
-    update_results,
+    write_results,
 )
 
 FANOUT = 4
@@ -571,12 +571,7 @@ def main(argv: list[str] | None = None) -> str:
     )
     p.add_argument("--module-ms", type=float, default=3.0, help="CPU per module import")
     p.add_argument("--model-seconds", type=float, default=3.0, help="model load time")
-    p.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
-    p.add_argument(
-        "--allow-debug-build", action="store_true", help="measure an unoptimized hmr-serve anyway"
-    )
-    args = p.parse_args(argv)
-    require_release_build(args.allow_debug_build)
+    args = parse_bench_args(p, argv)
     sizes = [300] if args.quick else [int(s) for s in args.sizes.split(",")]
     reps = 3 if args.quick else args.reps
     wanted = [s for s in args.servers.split(",") if s]
@@ -607,8 +602,7 @@ def main(argv: list[str] | None = None) -> str:
             *sections,
         ]
     )
-    if not (args.no_write or args.quick):  # a quick run checks that all works, nothing more
-        update_results("Reload latency", body)
+    write_results(args, "Reload latency", body)
     return body
 
 

@@ -44,9 +44,9 @@ from common import (  # noqa: E402
     machine_info,
     markdown_table,
     median,
-    require_release_build,
+    parse_bench_args,
     say,
-    update_results,
+    write_results,
 )
 
 ROOT = BENCH_DIR.parent
@@ -154,12 +154,7 @@ def main(argv: list[str] | None = None) -> str:
     p.add_argument("--quick", action="store_true", help="2 rounds; RESULTS.md untouched")
     p.add_argument("--apps", help="comma-separated subset of: " + ", ".join(
         e.label for e in EXAMPLES_LIST))  # fmt: skip
-    p.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
-    p.add_argument(
-        "--allow-debug-build", action="store_true", help="measure an unoptimized hmr-serve anyway"
-    )
-    args = p.parse_args(argv)
-    require_release_build(args.allow_debug_build)
+    args = parse_bench_args(p, argv)
     rounds = 2 if args.quick else args.rounds
     wanted = [e for e in EXAMPLES_LIST if not args.apps or e.label in args.apps.split(",")]
 
@@ -178,8 +173,7 @@ def main(argv: list[str] | None = None) -> str:
         f"user runs it: file watcher, import hooks, static import pass) and with --no-reload. "
         f"Target: hmr-serve ≤ {TARGET}× uvicorn.\n\n{table}\n\n" + "\n".join(verdicts) + "\n"
     )
-    if not (args.no_write or args.quick):  # a quick run checks that all works, nothing more
-        update_results("Cold start", body)
+    write_results(args, "Cold start", body)
     return body
 
 

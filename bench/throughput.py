@@ -48,10 +48,10 @@ from common import (  # noqa: E402
     machine_info,
     markdown_table,
     median,
-    require_release_build,
+    parse_bench_args,
     running,
     say,
-    update_results,
+    write_results,
     wrk_version,
 )
 
@@ -299,12 +299,7 @@ def main(argv: list[str] | None = None) -> str:
     p.add_argument("--quick", action="store_true", help="2 rounds of 2 s; RESULTS.md untouched")
     p.add_argument("--apps", help="comma-separated subset of: " + ", ".join(
         s.label for s in SCENARIOS))  # fmt: skip
-    p.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
-    p.add_argument(
-        "--allow-debug-build", action="store_true", help="measure an unoptimized hmr-serve anyway"
-    )
-    args = p.parse_args(argv)
-    require_release_build(args.allow_debug_build)
+    args = parse_bench_args(p, argv)
     rounds, seconds = (2, 2.0) if args.quick else (args.rounds, args.duration)
     wanted = [s for s in SCENARIOS if not args.apps or s.label in args.apps.split(",")]
 
@@ -324,8 +319,7 @@ def main(argv: list[str] | None = None) -> str:
         f"plus non-2xx answers. hmr-serve runs with reload on (as a user runs it), and again "
         f"with --no-reload to show what the watcher and import hooks cost.\n\n{tables}"
     )
-    if not (args.no_write or args.quick):  # a quick run checks that all works, nothing more
-        update_results("Throughput", body)
+    write_results(args, "Throughput", body)
     return body
 
 
