@@ -189,8 +189,8 @@ impl Server {
     #[pyo3(signature = (
         app, interface, *, log_exception, event_loop = None, dispatch = None, resolve = None,
         state = None, root_path = String::new(), access_log = true, wsgi_threads = 32,
-        graceful_timeout = None, ws = true, ws_max_size = 16 * 1024 * 1024,
-        ws_ping_interval = Some(20.0), ws_ping_timeout = Some(20.0),
+        graceful_timeout = None, ws = true, ws_max_size = 16 * 1024 * 1024, ws_max_queue = 32,
+        ws_ping_interval = Some(20.0), ws_ping_timeout = Some(20.0), ws_per_message_deflate = true,
         server_header = true, date_header = true, headers = Vec::new(),
         forwarded_allow_ips = None, livereload = false, error_pages = false,
         show_errors_to_all = false, error_page = None, limits = None, http = "auto",
@@ -212,8 +212,10 @@ impl Server {
         graceful_timeout: Option<f64>,
         ws: bool,
         ws_max_size: usize,
+        ws_max_queue: usize,
         ws_ping_interval: Option<f64>,
         ws_ping_timeout: Option<f64>,
+        ws_per_message_deflate: bool,
         server_header: bool,
         date_header: bool,
         headers: Vec<(String, String)>,
@@ -272,8 +274,10 @@ impl Server {
                     runtime.clone(),
                     ws.then_some(WsConfig {
                         max_size: ws_max_size,
+                        max_queue: ws_max_queue.max(1),
                         ping_interval: seconds(ws_ping_interval)?,
                         ping_timeout: seconds(ws_ping_timeout)?,
+                        per_message_deflate: ws_per_message_deflate,
                     }),
                     self.shutdown.subscribe(),
                 )?)
