@@ -501,6 +501,20 @@ def test_deflate_is_negotiated_with_the_websockets_client(server):
     run(scenario())
 
 
+def test_fragmented_compressed_message_from_the_client(server):
+    parts = [f"fragment {i} " * 300 for i in range(5)]
+
+    async def scenario():
+        async with connect(ws_url(server, "/echo")) as ws:
+            # An iterable is sent as one message in several frames, compressed as a whole.
+            await ws.send(parts)
+            assert await ws.recv() == "echo:" + "".join(parts)
+            await ws.send([b"\x00" * 1000, b"\x01" * 1000])
+            assert await ws.recv() == b"\x00" * 1000 + b"\x01" * 1000
+
+    run(scenario())
+
+
 def test_deflate_on_the_wire(server):
     """Compressed frames both ways, with the context kept from one message to the next."""
     text = "hello compressed websocket " * 1000
@@ -606,6 +620,20 @@ def test_ws_per_message_deflate_from_the_environment(start_server):
             return ws.protocol.extensions
 
     assert run(scenario()) == []
+
+
+def test_ws_per_message_deflate_in_pyproject_and_env_take_booleans():
+    from hmr_serve.cli import build_parser
+    from hmr_serve.config_sources import SourceError, collect
+
+    parser = build_parser()
+    assert collect(parser, {"ws-per-message-deflate": False}, {}) == {
+        "ws_per_message_deflate": False
+    }
+    assert collect(parser, {}, {"WS_PER_MESSAGE_DEFLATE": "on"}) == {"ws_per_message_deflate": True}
+    assert collect(parser, {"ws-max-queue": 4}, {}) == {"ws_max_queue": 4}
+    with pytest.raises(SourceError, match="expected true or false"):
+        collect(parser, {"ws-per-message-deflate": "sometimes"}, {})
 
 
 # -- --ws-max-queue -------------------------------------------------------------------------
