@@ -120,7 +120,10 @@ struct Reader {
     inflating: Option<Inflating>,
     inflater: Decompress,
     max_size: usize,
+    /// Socket reads land here.
     scratch: Box<[u8]>,
+    /// Inflated bytes of one plain frame: never more than tungstenite's frame limit.
+    inflated: Box<[u8]>,
 }
 
 impl Reader {
@@ -136,6 +139,7 @@ impl Reader {
             inflater: Decompress::new(false),
             max_size,
             scratch: vec![0; CHUNK].into_boxed_slice(),
+            inflated: vec![0; CHUNK.min(max_size.max(1))].into_boxed_slice(),
         }
     }
 
@@ -244,19 +248,18 @@ impl Reader {
     /// Inflates up to one chunk of the current compressed frame into a plain frame.
     fn inflate(&mut self) -> Result<(), InflateError> {
         let job = self.inflating.as_mut().expect("called while inflating");
-        let chunk_size = CHUNK.min(self.max_size.max(1));
-        let mut chunk = Vec::with_capacity(chunk_size);
-        let before = self.inflater.total_in();
-        let status = self
-            .inflater
-            .decompress_vec(&job.input, &mut chunk, FlushDecompress::Sync)
+        let inflater = &mut self.inflater;
+        let (before_in, before_out) = (inflater.total_in(), inflater.total_out());
+        let status = inflater
+            .decompress(&job.input, &mut self.inflated, FlushDecompress::Sync)
             .map_err(|_| InflateError::Corrupt)?;
-        let consumed = (self.inflater.total_in() - before) as usize;
+        let consumed = (inflater.total_in() - before_in) as usize;
+        let produced = (inflater.total_out() - before_out) as usize;
         job.input.advance(consumed);
         let ended = status == Status::StreamEnd;
         // Input used up and room left over: nothing of this frame is still inside the inflater.
-        let drained = (job.input.is_empty() || ended) && chunk.len() < chunk_size;
-        if !drained && consumed == 0 && chunk.is_empty() {
+        let drained = (job.input.is_empty() || ended) && produced < self.inflated.len();
+        if !drained && consumed == 0 && produced == 0 {
             return Err(InflateError::Corrupt);
         }
         let fin = drained && job.fin;
@@ -265,16 +268,23 @@ impl Reader {
         }
         if ended {
             // A sender may end a message with a final block; the next one starts a new stream.
-            self.inflater.reset(false);
+            inflater.reset(false);
         }
-        self.emit(&chunk, fin);
+        emit(
+            &mut self.message,
+            &mut self.out,
+            &self.inflated[..produced],
+            fin,
+        );
         Ok(())
     }
+}
 
-    /// A plain frame of the message being inflated, masked (with a zero key) as a client's
-    /// frames must be.
-    fn emit(&mut self, payload: &[u8], fin: bool) {
-        let Incoming::Compressed { opcode, started } = &mut self.message else {
+/// A plain frame of the message being inflated, masked (with a zero key) as a client's frames
+/// must be.
+fn emit(message: &mut Incoming, out: &mut BytesMut, payload: &[u8], fin: bool) {
+    {
+        let Incoming::Compressed { opcode, started } = message else {
             unreachable!("emit is only called for compressed messages")
         };
         if payload.is_empty() && !fin && *started {
@@ -293,11 +303,11 @@ impl Reader {
             mask: Some([0; 4]),
         };
         *started = true;
-        write_header(&header, payload.len(), &mut self.out);
-        self.out.extend_from_slice(payload);
-        if fin {
-            self.message = Incoming::Between;
-        }
+        write_header(&header, payload.len(), out);
+        out.extend_from_slice(payload);
+    }
+    if fin {
+        *message = Incoming::Between;
     }
 }
 
@@ -525,6 +535,7 @@ mod tests {
     use futures_util::{SinkExt, StreamExt};
     use tokio::io::{AsyncReadExt, AsyncWriteExt, duplex};
     use tokio_tungstenite::WebSocketStream;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::Control;
     use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
     use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
@@ -602,7 +613,7 @@ mod tests {
         let (first, rest) = payload.split_at(payload.len() / 2);
         let mut bytes = client_frame(OpCode::Data(Data::Binary), false, true, first);
         bytes.extend(client_frame(
-            OpCode::Control(tokio_tungstenite::tungstenite::protocol::frame::coding::Control::Ping),
+            OpCode::Control(Control::Ping),
             true,
             false,
             b"p",
@@ -657,8 +668,7 @@ mod tests {
     #[tokio::test]
     async fn rsv1_on_a_control_frame_is_still_a_protocol_error() {
         let (mut ws, mut client) = server(1000, Agreement::default()).await;
-        let ping =
-            OpCode::Control(tokio_tungstenite::tungstenite::protocol::frame::coding::Control::Ping);
+        let ping = OpCode::Control(Control::Ping);
         client
             .write_all(&client_frame(ping, true, true, b""))
             .await
