@@ -631,6 +631,11 @@ def test_ws_per_message_deflate_in_pyproject_and_env_take_booleans():
         "ws_per_message_deflate": False
     }
     assert collect(parser, {}, {"WS_PER_MESSAGE_DEFLATE": "on"}) == {"ws_per_message_deflate": True}
+    # click's spellings, as uvicorn takes them.
+    for word, value in (("t", True), ("Y", True), ("f", False), ("n", False), ("0", False)):
+        args = parser.parse_args(["app:app", "--ws-per-message-deflate", word])
+        assert args.ws_per_message_deflate is value, word
+    assert parser.parse_args(["app:app", "--ws-per-message-deflate"]).ws_per_message_deflate
     assert collect(parser, {"ws-max-queue": 4}, {}) == {"ws_max_queue": 4}
     with pytest.raises(SourceError, match="expected true or false"):
         collect(parser, {"ws-per-message-deflate": "sometimes"}, {})

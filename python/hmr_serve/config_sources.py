@@ -69,12 +69,12 @@ def _options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
 
 
 def parse_bool(text: str) -> bool:
-    """An option's true/false value as uvicorn's boolean options take it
+    """An option's true/false value as uvicorn's (click's) boolean options take it
     (`--ws-per-message-deflate false`)."""
     word = text.strip().lower()
-    if word in _TRUE:
+    if word in _TRUE | {"t", "y"}:
         return True
-    if word in _FALSE - {""}:
+    if word in (_FALSE - {""}) | {"f", "n"}:
         return False
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
