@@ -753,6 +753,129 @@ mod tests {
         assert_eq!(sizes[0], sizes[1]);
     }
 
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Bytes from a small alphabet, so that they compress and refer back to earlier ones.
+        fn message() -> impl Strategy<Value = (Vec<u8>, bool, Vec<usize>, bool)> {
+            (
+                proptest::collection::vec(
+                    prop_oneof![Just(b'a'), Just(b'b'), any::<u8>()],
+                    0..3000,
+                ),
+                any::<bool>(),
+                proptest::collection::vec(0usize..3000, 0..4),
+                any::<bool>(),
+            )
+        }
+
+        /// The client's bytes: each message compressed or not, cut into fragments at
+        /// `splits`, with a ping after the first fragment when asked.
+        fn client_stream(messages: &[(Vec<u8>, bool, Vec<usize>, bool)]) -> Vec<u8> {
+            let mut compress = Compress::new(Compression::default(), false);
+            let mut stream = Vec::new();
+            for (data, compressed, splits, ping) in messages {
+                let payload = if *compressed {
+                    deflate_message(&mut compress, data)
+                } else {
+                    data.clone()
+                };
+                let mut cuts: Vec<usize> = splits.iter().map(|s| s % (payload.len() + 1)).collect();
+                cuts.sort_unstable();
+                cuts.dedup();
+                cuts.push(payload.len());
+                let mut start = 0;
+                for (i, &cut) in cuts.iter().enumerate() {
+                    let opcode = if i == 0 {
+                        OpCode::Data(Data::Binary)
+                    } else {
+                        OpCode::Data(Data::Continue)
+                    };
+                    let fin = i + 1 == cuts.len();
+                    let rsv1 = *compressed && i == 0;
+                    stream.extend(client_frame(opcode, fin, rsv1, &payload[start..cut]));
+                    if i == 0 && *ping && !fin {
+                        stream.extend(client_frame(
+                            OpCode::Control(Control::Ping),
+                            true,
+                            false,
+                            b"",
+                        ));
+                    }
+                    start = cut;
+                }
+            }
+            stream
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(200))]
+
+            #[test]
+            fn any_mix_of_fragments_and_reads_inflates_to_the_messages(
+                messages in proptest::collection::vec(message(), 1..6),
+                piece in 1usize..700,
+            ) {
+                let stream = client_stream(&messages);
+                let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+                let received = runtime.block_on(async {
+                    let (mut ws, mut client) = server(1 << 20, Agreement::default()).await;
+                    // The socket hands the bytes over in arbitrary pieces.
+                    let writer = tokio::spawn(async move {
+                        for chunk in stream.chunks(piece) {
+                            client.write_all(chunk).await.unwrap();
+                        }
+                        client
+                    });
+                    let mut received = Vec::new();
+                    while received.len() < messages.len() {
+                        match ws.next().await.unwrap().unwrap() {
+                            Message::Binary(data) => received.push(data.to_vec()),
+                            Message::Ping(_) => {}
+                            other => panic!("unexpected {other:?}"),
+                        }
+                    }
+                    drop(writer.await.unwrap());
+                    received
+                });
+                let expected: Vec<Vec<u8>> = messages.iter().map(|m| m.0.clone()).collect();
+                prop_assert_eq!(received, expected);
+            }
+
+            #[test]
+            fn whatever_the_server_sends_inflates_back(
+                messages in proptest::collection::vec(message(), 1..6),
+                no_context_takeover in any::<bool>(),
+                bits in 9u8..=15,
+            ) {
+                let agreement = Agreement {
+                    server_no_context_takeover: no_context_takeover,
+                    client_no_context_takeover: false,
+                    server_max_window_bits: Some(bits),
+                };
+                let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+                let received = runtime.block_on(async {
+                    let (mut ws, mut client) = server(1 << 20, agreement).await;
+                    let mut decompress = Decompress::new_with_window_bits(false, bits);
+                    let mut received = Vec::new();
+                    for (data, ..) in &messages {
+                        ws.send(Message::binary(data.clone())).await.unwrap();
+                        let (header, payload) = read_server_frame(&mut client).await;
+                        assert!(header.rsv1 && header.is_final);
+                        if no_context_takeover {
+                            decompress.reset(false);
+                        }
+                        received.push(inflate_message(&mut decompress, &payload));
+                    }
+                    received
+                });
+                let expected: Vec<Vec<u8>> = messages.iter().map(|m| m.0.clone()).collect();
+                prop_assert_eq!(received, expected);
+            }
+        }
+    }
+
     #[tokio::test]
     async fn plain_stream_passes_bytes_through() {
         let (ours, mut theirs) = duplex(1024);
