@@ -12,12 +12,15 @@ import socket
 import struct
 import textwrap
 import time
+import zlib
 from pathlib import Path
 
+import httpx
 import pytest
 from conftest import raw_request, run_cli, wait_for_marker
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.extensions.permessage_deflate import PerMessageDeflate
 
 MAX_SIZE = 64 * 1024
 UPGRADE_HEADERS = {
@@ -392,6 +395,12 @@ def test_wsgi_app_gets_upgrade_requests_as_plain_http(start_server):
 
 def read_frame(sock: socket.socket) -> tuple[int, bytes]:
     """One unmasked server frame: (opcode, payload)."""
+    first, payload = read_frame_with_flags(sock)
+    return first & 0x0F, payload
+
+
+def read_frame_with_flags(sock: socket.socket) -> tuple[int, bytes]:
+    """One unmasked server frame: (its first byte: FIN, RSV1-3, opcode; payload)."""
 
     def exactly(n: int) -> bytes:
         data = b""
@@ -408,7 +417,38 @@ def read_frame(sock: socket.socket) -> tuple[int, bytes]:
         (length,) = struct.unpack("!H", exactly(2))
     elif length == 127:
         (length,) = struct.unpack("!Q", exactly(8))
-    return first & 0x0F, exactly(length)
+    return first, exactly(length)
+
+
+def client_frame(opcode: int, payload: bytes, rsv1: bool = False) -> bytes:
+    """One masked, final client frame."""
+    mask = os.urandom(4)
+    first = 0x80 | (0x40 if rsv1 else 0) | opcode
+    if len(payload) < 126:
+        header = struct.pack("!BB", first, 0x80 | len(payload))
+    elif len(payload) < 1 << 16:
+        header = struct.pack("!BBH", first, 0x80 | 126, len(payload))
+    else:
+        header = struct.pack("!BBQ", first, 0x80 | 127, len(payload))
+    return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def raw_handshake(server, path: str, extensions: str | None) -> tuple[socket.socket, str]:
+    """A WebSocket opened by hand; returns the socket and the 101 response head."""
+    key = base64.b64encode(os.urandom(16))
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: "
+    ).encode() + key
+    if extensions is not None:
+        request += f"\r\nSec-WebSocket-Extensions: {extensions}".encode()
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=20)
+    sock.sendall(request + b"\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return sock, head.decode("latin-1").lower()
 
 
 def test_bad_ws_options_are_refused_clearly():
@@ -418,6 +458,236 @@ def test_bad_ws_options_are_refused_clearly():
     result = run_cli(["ws_asgi:app", "--ws-ping-timeout", "-1"])
     assert result.returncode == 2
     assert "must not be negative" in result.stderr
+    result = run_cli(["ws_asgi:app", "--ws-max-queue", "0"])
+    assert result.returncode == 2
+    assert "--ws-max-queue must be at least 1" in result.stderr
+    result = run_cli(["ws_asgi:app", "--ws-per-message-deflate", "maybe"])
+    assert result.returncode == 2
+    assert "expected true or false, got 'maybe'" in result.stderr
+
+
+def test_help_lists_the_uvicorn_ws_flags():
+    help_text = run_cli(["--help"]).stdout
+    for flag in (
+        "--ws",
+        "--ws-max-size",
+        "--ws-max-queue",
+        "--ws-ping-interval",
+        "--ws-ping-timeout",
+        "--ws-per-message-deflate",
+    ):
+        assert f"{flag} " in help_text, flag
+
+
+# -- permessage-deflate ---------------------------------------------------------------------
+
+TAIL = b"\x00\x00\xff\xff"
+
+
+def test_deflate_is_negotiated_with_the_websockets_client(server):
+    text = "a very compressible line of text\n" * 1900  # just under MAX_SIZE
+
+    async def scenario():
+        async with connect(ws_url(server, "/echo")) as ws:
+            assert ws.response.headers["Sec-WebSocket-Extensions"] == "permessage-deflate"
+            assert [type(e) for e in ws.protocol.extensions] == [PerMessageDeflate]
+            for _ in range(3):
+                await ws.send(text)
+                assert await ws.recv() == "echo:" + text
+                payload = bytes(range(256)) * 200
+                await ws.send(payload)
+                assert await ws.recv() == payload
+
+    run(scenario())
+
+
+def test_fragmented_compressed_message_from_the_client(server):
+    parts = [f"fragment {i} " * 300 for i in range(5)]
+
+    async def scenario():
+        async with connect(ws_url(server, "/echo")) as ws:
+            # An iterable is sent as one message in several frames, compressed as a whole.
+            await ws.send(parts)
+            assert await ws.recv() == "echo:" + "".join(parts)
+            await ws.send([b"\x00" * 1000, b"\x01" * 1000])
+            assert await ws.recv() == b"\x00" * 1000 + b"\x01" * 1000
+
+    run(scenario())
+
+
+def test_deflate_on_the_wire(server):
+    """Compressed frames both ways, with the context kept from one message to the next."""
+    text = "hello compressed websocket " * 1000
+    sock, head = raw_handshake(server, "/echo", "permessage-deflate; client_max_window_bits")
+    with sock:
+        assert "sec-websocket-extensions: permessage-deflate\r\n" in head
+        compress = zlib.compressobj(wbits=-15)
+        inflate = zlib.decompressobj(wbits=-15)
+        sizes = []
+        for _ in range(2):
+            data = compress.compress(text.encode()) + compress.flush(zlib.Z_SYNC_FLUSH)
+            assert data.endswith(TAIL)
+            sock.sendall(client_frame(0x1, data[:-4], rsv1=True))
+            first, payload = read_frame_with_flags(sock)
+            assert first == 0x80 | 0x40 | 0x1, hex(first)  # FIN, RSV1, text
+            assert inflate.decompress(payload + TAIL).decode() == "echo:" + text
+            sizes.append(len(payload))
+        # An uncompressed message is still fine, and answered compressed.
+        sock.sendall(client_frame(0x1, b"plain"))
+        first, payload = read_frame_with_flags(sock)
+        assert first & 0x40 and inflate.decompress(payload + TAIL) == b"echo:plain"
+    assert sizes[0] < len(text) // 20, sizes
+    assert sizes[1] < sizes[0], sizes  # the repeat refers back to the first message
+
+
+def test_deflate_parameters_the_client_asks_for(server):
+    offer = (
+        "permessage-deflate; server_max_window_bits=8, "
+        "permessage-deflate; server_no_context_takeover; server_max_window_bits=10"
+    )
+    text = "no context takeover " * 500
+    sock, head = raw_handshake(server, "/echo", offer)
+    with sock:
+        # A window of 8 is declined (zlib cannot honour it): the second offer is taken.
+        assert (
+            "sec-websocket-extensions: permessage-deflate; server_no_context_takeover; "
+            "server_max_window_bits=10\r\n"
+        ) in head
+        sizes = []
+        for _ in range(2):
+            sock.sendall(client_frame(0x1, text.encode()))
+            _, payload = read_frame_with_flags(sock)
+            # Each message inflates on its own, with a 1 KiB window.
+            inflate = zlib.decompressobj(wbits=-10)
+            assert inflate.decompress(payload + TAIL).decode() == "echo:" + text
+            sizes.append(len(payload))
+    assert sizes[0] == sizes[1], sizes
+
+
+def test_inflated_size_is_what_ws_max_size_limits(server, markers):
+    async def scenario():
+        async with connect(ws_url(server, "/echo"), max_size=None) as ws:
+            await ws.send("y" * (MAX_SIZE + 1))  # a few hundred bytes on the wire
+            return await closed_by_server(ws)
+
+    closed = run(scenario())
+    assert closed.rcvd is not None and closed.rcvd.code == 1009, closed
+
+
+def test_corrupt_compressed_data_closes_with_1002(server):
+    sock, _ = raw_handshake(server, "/echo", "permessage-deflate")
+    with sock:
+        sock.sendall(client_frame(0x2, b"\xff\xfe\xfd not deflate", rsv1=True))
+        opcode, payload = read_frame(sock)
+    assert opcode == 0x8
+    assert struct.unpack("!H", payload[:2])[0] == 1002, payload
+
+
+def test_ws_per_message_deflate_false(start_server):
+    server = start_server(
+        "ws_asgi:app", "--port", "0", "--no-reload", "--ws-per-message-deflate", "false"
+    )
+    text = "uncompressed " * 5000
+
+    async def scenario():
+        async with connect(ws_url(server, "/echo")) as ws:
+            assert "Sec-WebSocket-Extensions" not in ws.response.headers
+            assert ws.protocol.extensions == []
+            await ws.send(text)
+            assert await ws.recv() == "echo:" + text
+
+    run(scenario())
+    sock, head = raw_handshake(server, "/echo", "permessage-deflate")
+    with sock:
+        assert "sec-websocket-extensions" not in head
+        # Not negotiated: RSV1 means nothing, and the frame is a protocol error.
+        sock.sendall(client_frame(0x1, b"x", rsv1=True))
+        opcode, payload = read_frame(sock)
+    assert opcode == 0x8 and struct.unpack("!H", payload[:2])[0] == 1002
+
+
+def test_ws_per_message_deflate_from_the_environment(start_server):
+    server = start_server(
+        "ws_asgi:app",
+        "--port",
+        "0",
+        "--no-reload",
+        env={"HMR_SERVE_WS_PER_MESSAGE_DEFLATE": "false"},
+    )
+
+    async def scenario():
+        async with connect(ws_url(server, "/echo")) as ws:
+            return ws.protocol.extensions
+
+    assert run(scenario()) == []
+
+
+def test_ws_per_message_deflate_in_pyproject_and_env_take_booleans():
+    from hmr_serve.cli import build_parser
+    from hmr_serve.config_sources import SourceError, collect
+
+    parser = build_parser()
+    assert collect(parser, {"ws-per-message-deflate": False}, {}) == {
+        "ws_per_message_deflate": False
+    }
+    assert collect(parser, {}, {"WS_PER_MESSAGE_DEFLATE": "on"}) == {"ws_per_message_deflate": True}
+    # click's spellings, as uvicorn takes them.
+    for word, value in (("t", True), ("Y", True), ("f", False), ("n", False), ("0", False)):
+        args = parser.parse_args(["app:app", "--ws-per-message-deflate", word])
+        assert args.ws_per_message_deflate is value, word
+    assert parser.parse_args(["app:app", "--ws-per-message-deflate"]).ws_per_message_deflate
+    assert collect(parser, {"ws-max-queue": 4}, {}) == {"ws_max_queue": 4}
+    with pytest.raises(SourceError, match="expected true or false"):
+        collect(parser, {"ws-per-message-deflate": "sometimes"}, {})
+
+
+# -- --ws-max-queue -------------------------------------------------------------------------
+
+
+async def pong_after_steps(server, messages: int) -> int:
+    """Sends `messages` to `/held`, then a ping, then lets the app receive one message at a
+    time; returns how many the app had received when the pong came back. The server answers
+    a ping only once it has read it, that is after every message sent before it."""
+    async with connect(ws_url(server, "/held"), ping_interval=None) as ws:
+        for i in range(messages):
+            await ws.send(f"m{i}")
+        pong = await ws.ping()
+        async with httpx.AsyncClient(base_url=server.url, trust_env=False, timeout=30) as http:
+            steps = 0
+            while not pong.done():
+                assert steps < messages, "every message was received and still no pong"
+                response = await http.get("/step")
+                assert response.text == f"m{steps}"
+                steps += 1
+            await pong
+            # Whatever is left is still there, in order.
+            for i in range(steps, messages):
+                assert (await http.get("/step")).text == f"m{i}"
+        return steps
+
+
+def test_messages_up_to_ws_max_queue_are_read_ahead(server):
+    # The default queue (32) holds all 20 messages: the ping behind them is read and
+    # answered while the app has received none of them.
+    async def scenario():
+        async with connect(ws_url(server, "/held"), ping_interval=None) as ws:
+            for i in range(20):
+                await ws.send(f"m{i}")
+            await (await ws.ping())
+            async with httpx.AsyncClient(base_url=server.url, trust_env=False, timeout=30) as http:
+                for i in range(20):
+                    assert (await http.get("/step")).text == f"m{i}"
+
+    run(scenario())
+
+
+def test_reading_stops_at_ws_max_queue_until_the_app_receives(start_server):
+    server = start_server("ws_asgi:app", "--port", "0", "--no-reload", "--ws-max-queue", "2")
+    messages = 20
+    steps = run(pong_after_steps(server, messages))
+    # At most 2 queued plus the one waiting for room: the ping cannot be read before the app
+    # took all but those.
+    assert steps >= messages - 2, steps
 
 
 def test_keepalive_pings_and_closes_1011_when_unanswered(start_server):

@@ -16,6 +16,7 @@ from hmr_serve.config_sources import (
     blank_namespace,
     collect,
     merge,
+    parse_bool,
     read_env,
     read_pyproject,
 )
@@ -179,6 +180,28 @@ def build_parser() -> argparse.ArgumentParser:
         default=16 * 1024 * 1024,
         metavar="BYTES",
         help="largest WebSocket message; bigger ones close with 1009 (default: %(default)s)",
+    )
+    ws.add_argument(
+        "--ws-max-queue",
+        type=int,
+        default=32,
+        metavar="N",
+        help=(
+            "WebSocket messages read ahead of the app; then reading stops until it receives "
+            "(default: %(default)s)"
+        ),
+    )
+    ws.add_argument(
+        "--ws-per-message-deflate",
+        type=parse_bool,
+        nargs="?",
+        const=True,
+        default=True,
+        metavar="BOOL",
+        help=(
+            "compress WebSocket messages when the client offers permessage-deflate; "
+            "false turns it off (default: %(default)s)"
+        ),
     )
     ws.add_argument(
         "--ws-ping-interval",
@@ -482,6 +505,8 @@ def parse(argv: list[str] | None = None) -> Config:
         parser.error("--static: the same URL is mounted twice")
     if args.ws_max_size < 1:
         parser.error("--ws-max-size must be at least 1")
+    if args.ws_max_queue < 1:
+        parser.error("--ws-max-queue must be at least 1")
     if args.ws_ping_interval < 0 or args.ws_ping_timeout < 0:
         parser.error("--ws-ping-interval and --ws-ping-timeout must not be negative")
     return Config(
@@ -525,8 +550,10 @@ def parse(argv: list[str] | None = None) -> Config:
         timeout_graceful_shutdown=args.timeout_graceful_shutdown,
         ws="none" if args.ws == "none" else "auto",
         ws_max_size=args.ws_max_size,
+        ws_max_queue=args.ws_max_queue,
         ws_ping_interval=args.ws_ping_interval,
         ws_ping_timeout=args.ws_ping_timeout,
+        ws_per_message_deflate=args.ws_per_message_deflate,
         error_page=args.error_page,
         show_errors_to_all=args.show_errors_to_all,
         livereload=args.livereload,

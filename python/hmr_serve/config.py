@@ -57,8 +57,10 @@ class Config:
     backlog: int = 2048
     ws: str = "auto"  # "none": upgrade requests reach the app as plain HTTP
     ws_max_size: int = 16 * 1024 * 1024
+    ws_max_queue: int = 32
     ws_ping_interval: float | None = 20.0
     ws_ping_timeout: float | None = 20.0
+    ws_per_message_deflate: bool = True
     error_page: bool = True  # the overlay instead of a plain 500, and on failed reloads
     show_errors_to_all: bool = False  # tracebacks for non-loopback clients too
     livereload: bool = True

@@ -68,6 +68,17 @@ def _options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
     return options
 
 
+def parse_bool(text: str) -> bool:
+    """An option's true/false value as uvicorn's (click's) boolean options take it
+    (`--ws-per-message-deflate false`)."""
+    word = text.strip().lower()
+    if word in _TRUE | {"t", "y"}:
+        return True
+    if word in (_FALSE - {""}) | {"f", "n"}:
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
 def _as_bool(value: Any, where: str) -> bool:
     if isinstance(value, bool):
         return value
@@ -93,7 +104,11 @@ def _as_value(action: argparse.Action, value: Any, where: str) -> Any:
 
 
 def _coerce(action: argparse.Action, value: Any, where: str, from_env: bool) -> Any:
-    if isinstance(action, _BOOL_ACTIONS) or isinstance(action, argparse.BooleanOptionalAction):
+    if (
+        isinstance(action, _BOOL_ACTIONS)
+        or isinstance(action, argparse.BooleanOptionalAction)
+        or action.type is parse_bool
+    ):
         flag = _as_bool(value, where)
         if isinstance(action, argparse._StoreFalseAction):
             return not flag

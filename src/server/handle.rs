@@ -103,8 +103,10 @@ struct ServeOptions<'py> {
     #[pyo3(attribute("ws_enabled"))]
     ws: bool,
     ws_max_size: usize,
+    ws_max_queue: usize,
     ws_ping_interval: Option<f64>,
     ws_ping_timeout: Option<f64>,
+    ws_per_message_deflate: bool,
     server_header: bool,
     date_header: bool,
     headers: Vec<(String, String)>,
@@ -243,8 +245,10 @@ impl Server {
             graceful_timeout,
             ws,
             ws_max_size,
+            ws_max_queue,
             ws_ping_interval,
             ws_ping_timeout,
+            ws_per_message_deflate,
             server_header,
             date_header,
             headers,
@@ -298,8 +302,10 @@ impl Server {
                     runtime.clone(),
                     ws.then_some(WsConfig {
                         max_size: ws_max_size,
+                        max_queue: ws_max_queue.max(1),
                         ping_interval: seconds(ws_ping_interval)?,
                         ping_timeout: seconds(ws_ping_timeout)?,
+                        per_message_deflate: ws_per_message_deflate,
                     }),
                     self.shutdown.subscribe(),
                 )?)

@@ -27,7 +27,34 @@ async def lifespan(scope, receive, send):
             return
 
 
+# `/held` receives one message per GET /step, whose response is that message: a test controls
+# exactly how far the app has read.
+STEPS: asyncio.Queue[asyncio.Future] = asyncio.Queue()
+
+
+async def step(scope, receive, send):
+    taken = asyncio.get_running_loop().create_future()
+    await STEPS.put(taken)
+    text = await taken
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": text.encode()})
+
+
+async def held(scope, receive, send):
+    await expect_connect(receive)
+    await send({"type": "websocket.accept"})
+    while True:
+        taken = await STEPS.get()
+        message = await receive()
+        taken.set_result(message.get("text") or message["type"])
+        if message["type"] == "websocket.disconnect":
+            return
+
+
 async def http(scope, receive, send):
+    if scope["path"] == "/step":
+        await step(scope, receive, send)
+        return
     headers = dict(scope["headers"])
     body = f"plain http {scope['path']} upgrade={headers.get(b'upgrade', b'').decode()}"
     await send(
@@ -187,6 +214,7 @@ WEBSOCKET_ROUTES = {
     "/wait-before-accept": wait_before_accept,
     "/send-after-disconnect": send_after_disconnect,
     "/state": state,
+    "/held": held,
 }
 
 

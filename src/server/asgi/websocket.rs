@@ -9,8 +9,8 @@
 use std::sync::Arc;
 
 use http::header::{
-    CONNECTION, HeaderMap, HeaderName, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
-    SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
+    CONNECTION, HeaderMap, HeaderName, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_EXTENSIONS,
+    SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
 };
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -24,7 +24,8 @@ use super::jobs::Job;
 use super::scope;
 use super::serve::AsgiBridge;
 use super::ws_protocol::WebSocketProtocol;
-use super::ws_session::{self, Channels, CloseState, INBOX, Inbound, OUTBOX, Outbound, WsConfig};
+use super::ws_session::deflate_offer::{self, Agreement};
+use super::ws_session::{self, Channels, CloseState, Inbound, OUTBOX, Outbound, WsConfig};
 use crate::server::conn_info::ConnInfo;
 use crate::server::log::{self, Level};
 use crate::server::proxy_headers::Forwarded;
@@ -120,9 +121,13 @@ pub struct PendingWebSocket {
 fn switching_protocols(
     key: &HeaderValue,
     subprotocol: Option<String>,
+    deflate: Option<&Agreement>,
     mut headers: HeaderMap,
 ) -> Result<ResponseHead, &'static str> {
     headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    if let Some(agreement) = deflate {
+        headers.insert(SEC_WEBSOCKET_EXTENSIONS, agreement.header_value());
+    }
     headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
     let accept = derive_accept_key(key.as_bytes());
     headers.insert(
@@ -164,10 +169,14 @@ pub async fn handle(
         Ok(key) => key,
         Err(reason) => return bad_request(reason),
     };
+    let deflate = config
+        .per_message_deflate
+        .then(|| deflate_offer::negotiate(req.headers()))
+        .flatten();
     let on_upgrade = hyper::upgrade::on(&mut req);
     let (parts, _body) = req.into_parts();
     let (reply, answer) = oneshot::channel();
-    let (inbox_tx, inbox) = mpsc::channel(INBOX);
+    let (inbox_tx, inbox) = mpsc::channel(config.max_queue.max(1));
     let (outbox, outbox_rx) = mpsc::channel(OUTBOX);
     let closed = Arc::new(CloseState::default());
     bridge.jobs.push(Job::WebSocket(Box::new(PendingWebSocket {
@@ -188,7 +197,7 @@ pub async fn handle(
         Ok(Handshake::Respond(head)) => return head.into_response(None),
         Err(_) => return response::internal_error(),
     };
-    let head = match switching_protocols(&key, subprotocol, headers) {
+    let head = match switching_protocols(&key, subprotocol, deflate.as_ref(), headers) {
         Ok(head) => head,
         Err(reason) => {
             log::write(
@@ -207,7 +216,7 @@ pub async fn handle(
                     outbox: outbox_rx,
                     closed,
                 };
-                ws_session::run(io, config, channels, shutdown).await;
+                ws_session::run(io, config, deflate, channels, shutdown).await;
             }
             Err(err) => {
                 closed.set(ws_session::code::ABNORMAL, "");
@@ -340,7 +349,7 @@ mod tests {
         let key = HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ==");
         let mut extra = HeaderMap::new();
         extra.insert("x-extra", HeaderValue::from_static("1"));
-        let head = switching_protocols(&key, Some("chat".into()), extra).unwrap();
+        let head = switching_protocols(&key, Some("chat".into()), None, extra).unwrap();
         assert_eq!(head.status, StatusCode::SWITCHING_PROTOCOLS);
         // The example from RFC 6455 section 1.3.
         assert_eq!(
@@ -350,7 +359,19 @@ mod tests {
         assert_eq!(head.headers[SEC_WEBSOCKET_PROTOCOL], "chat");
         assert_eq!(head.headers[UPGRADE], "websocket");
         assert_eq!(head.headers["x-extra"], "1");
-        assert!(switching_protocols(&key, Some("bad\nvalue".into()), HeaderMap::new()).is_err());
+        assert!(!head.headers.contains_key(SEC_WEBSOCKET_EXTENSIONS));
+        assert!(
+            switching_protocols(&key, Some("bad\nvalue".into()), None, HeaderMap::new()).is_err()
+        );
+        let agreement = Agreement {
+            server_no_context_takeover: true,
+            ..Agreement::default()
+        };
+        let head = switching_protocols(&key, None, Some(&agreement), HeaderMap::new()).unwrap();
+        assert_eq!(
+            head.headers[SEC_WEBSOCKET_EXTENSIONS],
+            "permessage-deflate; server_no_context_takeover"
+        );
     }
 
     #[test]

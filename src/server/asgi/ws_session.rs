@@ -1,9 +1,12 @@
 //! One accepted WebSocket, on the tokio side: messages from the socket go to the app's inbox, the
 //! app's messages go out, keepalive pings, and the closing handshake. No Python here.
 //!
-//! The inbox is bounded: while the app does not receive, reading stops (TCP pushes back). The
-//! app's sends never wait on reading, so an app that only sends and a client that only sends
-//! cannot deadlock each other.
+//! The inbox is bounded (`--ws-max-queue`): while the app does not receive, reading stops (TCP
+//! pushes back). The app's sends never wait on reading, so an app that only sends and a client
+//! that only sends cannot deadlock each other.
+
+pub mod deflate;
+pub mod deflate_offer;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,10 +23,11 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
+use self::deflate::{InflateError, MaybeDeflate};
+use self::deflate_offer::Agreement;
 use crate::server::log::{self, Level};
 
-/// Messages read ahead of the app, and messages the app may queue ahead of the socket.
-pub const INBOX: usize = 16;
+/// Messages the app may queue ahead of the socket.
 pub const OUTBOX: usize = 16;
 
 /// After sending a close frame, how long the peer gets to answer before the socket is dropped.
@@ -40,12 +44,16 @@ pub mod code {
     pub const SERVICE_RESTART: u16 = 1012;
 }
 
-/// uvicorn's `--ws-max-size`, `--ws-ping-interval`, `--ws-ping-timeout`.
+/// uvicorn's `--ws-max-size`, `--ws-max-queue`, `--ws-ping-interval`, `--ws-ping-timeout` and
+/// `--ws-per-message-deflate`.
 #[derive(Clone, Debug)]
 pub struct WsConfig {
     pub max_size: usize,
+    /// Messages read ahead of the app (at least 1); one more waits for room in that queue.
+    pub max_queue: usize,
     pub ping_interval: Option<Duration>,
     pub ping_timeout: Option<Duration>,
+    pub per_message_deflate: bool,
 }
 
 impl WsConfig {
@@ -99,6 +107,11 @@ pub struct Channels {
 /// still be sent (not after the connection itself failed).
 fn read_failure(err: &WsError) -> (u16, &'static str, bool) {
     match err {
+        WsError::Io(io) => match InflateError::of(io) {
+            Some(InflateError::TooBig) => (code::TOO_BIG, "message too big", true),
+            Some(InflateError::Corrupt) => (code::PROTOCOL_ERROR, "invalid compressed data", true),
+            None => (code::ABNORMAL, "", false),
+        },
         WsError::Capacity(CapacityError::MessageTooLong { .. }) => {
             (code::TOO_BIG, "message too big", true)
         }
@@ -188,12 +201,14 @@ async fn at(deadline: Option<Instant>) {
     }
 }
 
-type Socket = WebSocketStream<TokioIo<Upgraded>>;
+type Socket = WebSocketStream<MaybeDeflate<TokioIo<Upgraded>>>;
 
-/// Runs the connection until both sides are done with it, then drops the socket.
+/// Runs the connection until both sides are done with it, then drops the socket. `deflate` is
+/// the permessage-deflate agreement of the handshake, if one was made.
 pub async fn run(
     io: Upgraded,
     config: WsConfig,
+    deflate: Option<Agreement>,
     channels: Channels,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -202,9 +217,13 @@ pub async fn run(
         mut outbox,
         closed,
     } = channels;
+    let io = TokioIo::new(io);
+    let io = match &deflate {
+        Some(agreement) => MaybeDeflate::deflate(io, agreement, config.max_size),
+        None => MaybeDeflate::plain(io),
+    };
     let mut ws: Socket =
-        WebSocketStream::from_raw_socket(TokioIo::new(io), Role::Server, Some(config.protocol()))
-            .await;
+        WebSocketStream::from_raw_socket(io, Role::Server, Some(config.protocol())).await;
     // None once the app must get no more messages (a close was sent or received); dropping the
     // sender is what ends the app's `receive` with `websocket.disconnect`.
     let mut inbox = Some(inbox);
@@ -383,8 +402,10 @@ mod tests {
     fn config(interval: u64, timeout: u64) -> WsConfig {
         WsConfig {
             max_size: 1024,
+            max_queue: 32,
             ping_interval: Some(Duration::from_secs(interval)),
             ping_timeout: Some(Duration::from_secs(timeout)),
+            per_message_deflate: true,
         }
     }
 
@@ -410,6 +431,17 @@ mod tests {
         let reset = WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake);
         assert_eq!(read_failure(&reset).0, code::ABNORMAL);
         assert!(!read_failure(&reset).2);
+        let inflate = |kind: InflateError| {
+            WsError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, kind))
+        };
+        assert_eq!(
+            read_failure(&inflate(InflateError::TooBig)).0,
+            code::TOO_BIG
+        );
+        assert_eq!(
+            read_failure(&inflate(InflateError::Corrupt)),
+            (code::PROTOCOL_ERROR, "invalid compressed data", true)
+        );
         let bad = WsError::Protocol(ProtocolError::UnmaskedFrameFromClient);
         assert_eq!(read_failure(&bad).0, code::PROTOCOL_ERROR);
         assert_eq!(
