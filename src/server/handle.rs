@@ -252,6 +252,7 @@ impl Server {
             slot
         };
         let root_path = root_path.trim_end_matches('/').to_owned();
+        let extras_root: Arc<str> = Arc::from(root_path.as_str());
         let bridge = match interface {
             "asgi" => {
                 let (Some(event_loop), Some(dispatch), Some(resolve)) =
@@ -298,6 +299,7 @@ impl Server {
                 livereload,
                 show_errors_to_all,
                 self.shutdown.subscribe(),
+                &extras_root,
             ))
         });
         *self.live.lock().unwrap_or_else(|e| e.into_inner()) = live.clone();
@@ -309,6 +311,7 @@ impl Server {
             trusted_proxies,
             live,
             statics,
+            root_path: extras_root,
         });
         let grace = graceful_timeout.map(Duration::from_secs_f64);
         let control = Control {

@@ -76,6 +76,8 @@ pub struct StackConfig {
     pub live: Option<Arc<LiveHub>>,
     /// `--static` mounts (maybe none).
     pub statics: Arc<Mounts>,
+    /// `--root-path`, without a trailing slash: the static mounts answer behind it too.
+    pub root_path: Arc<str>,
 }
 
 impl StackConfig {
@@ -90,7 +92,8 @@ impl StackConfig {
             .live
             .as_ref()
             .is_some_and(|hub| hub.trusts(conn.client));
-        let statics = StaticLayer::new(self.statics.clone(), rewrites_html).layer(gated);
+        let statics = StaticLayer::new(self.statics.clone(), rewrites_html, self.root_path.clone())
+            .layer(gated);
         let live = LiveReloadLayer::new(self.live.clone(), &conn).layer(statics);
         let limited = LimitsLayer::new(state).layer(live);
         let logged = AccessLogLayer::new(conn.clone(), self.access_log).layer(limited);

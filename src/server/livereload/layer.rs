@@ -63,7 +63,7 @@ where
             return Box::pin(self.inner.call(req));
         };
         let trusted = self.layer.trusted;
-        if hub.livereload && req.uri().path() == events::PATH {
+        if hub.livereload && hub.is_events_path(req.uri().path()) {
             return Box::pin(std::future::ready(Ok(events::response(&hub, trusted))));
         }
         if !inject::browser_navigation(req.headers()) {

@@ -2,7 +2,7 @@
 //! never waits for a reload) and behind the live-reload layer (HTML files get its script like
 //! app pages). A mounted prefix owns its URLs: what is not a servable file there is a 404 (405
 //! for methods other than GET and HEAD), never the app's; paths outside every mount pass on
-//! untouched.
+//! untouched. Mounts answer with or without `--root-path` in front (see `root_path`).
 
 pub mod range;
 pub mod resolve;
@@ -23,19 +23,23 @@ pub use self::resolve::Mounts;
 use self::resolve::{Located, Resolved};
 use super::livereload::inject;
 use super::response::{ResponseBody, ResponseHead};
+use super::root_path;
 
 #[derive(Clone)]
 pub struct StaticLayer {
     mounts: Arc<Mounts>,
     /// The live-reload layer rewrites HTML pages for this connection's client.
     rewrites_html: bool,
+    /// `--root-path`.
+    root_path: Arc<str>,
 }
 
 impl StaticLayer {
-    pub fn new(mounts: Arc<Mounts>, rewrites_html: bool) -> Self {
+    pub fn new(mounts: Arc<Mounts>, rewrites_html: bool, root_path: Arc<str>) -> Self {
         Self {
             mounts,
             rewrites_html,
+            root_path,
         }
     }
 }
@@ -64,11 +68,13 @@ fn method_not_allowed() -> Response<ResponseBody> {
     head.into_response(None)
 }
 
-/// `/dir` → `/dir/`, the query kept, as Starlette's StaticFiles(html=True) does.
-fn add_slash(uri: &http::Uri) -> Response<ResponseBody> {
+/// `/dir` → `/dir/`, the query kept, as Starlette's StaticFiles(html=True) does; behind the
+/// root path, as the browser has to ask for it.
+fn add_slash(uri: &http::Uri, root: &str) -> Response<ResponseBody> {
+    let path = root_path::public(root, root_path::strip(root, uri.path()));
     let target = match uri.query() {
-        Some(query) => format!("{}/?{query}", uri.path()),
-        None => format!("{}/", uri.path()),
+        Some(query) => format!("{path}/?{query}"),
+        None => format!("{path}/"),
     };
     let mut head = ResponseHead::plain(StatusCode::TEMPORARY_REDIRECT, "Temporary Redirect");
     match HeaderValue::from_str(&target) {
@@ -98,7 +104,8 @@ where
         if mounts.is_empty() {
             return Box::pin(self.inner.call(req));
         }
-        let (root, relative, trailing_slash) = match mounts.locate(req.uri().path()) {
+        let path = root_path::strip(&self.layer.root_path, req.uri().path());
+        let (root, relative, trailing_slash) = match mounts.locate(path) {
             Located::Outside => return Box::pin(self.inner.call(req)),
             Located::Refused => return Box::pin(std::future::ready(Ok(serve::not_found()))),
             Located::Inside {
@@ -111,12 +118,13 @@ where
             return Box::pin(std::future::ready(Ok(method_not_allowed())));
         }
         let rewrites_html = self.layer.rewrites_html;
+        let root_path = self.layer.root_path.clone();
         // The body of a GET or HEAD is never read; dropping it lets hyper deal with it.
         let (parts, _body) = req.into_parts();
         Box::pin(async move {
             let response = match resolve::resolve(&root, &relative, trailing_slash).await {
                 Resolved::NotFound => serve::not_found(),
-                Resolved::AddSlash => add_slash(&parts.uri),
+                Resolved::AddSlash => add_slash(&parts.uri, &root_path),
                 Resolved::File(path) => {
                     let ask = serve::Ask {
                         method: &parts.method,
