@@ -250,3 +250,164 @@ def test_graceful_shutdown_finishes_h2_streams_in_flight(start_server, markers_f
         assert results == [(200, b"slow done", True)]
     finally:
         idle.close()
+
+
+class H2Session:
+    """A raw HTTP/2 client connection: requests framed by the `h2` package, the server's frames
+    read one by one with hyperframe (h2's state machine rejects the PING hyper sends between its
+    two GOAWAYs of a graceful close), every read bounded. PINGs are answered, as real clients
+    do, unless `answers_pings` is false."""
+
+    def __init__(self, port: int, answers_pings: bool = True) -> None:
+        import h2.config
+        import h2.connection
+
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        self.conn.initiate_connection()
+        self.flush()
+        self.buffer = b""
+        self.frames: list[object] = []
+        self.closed = False
+        self.answers_pings = answers_pings
+
+    def flush(self) -> None:
+        self.sock.sendall(self.conn.data_to_send())
+
+    def get(self, path: str) -> int:
+        stream = self.conn.get_next_available_stream_id()
+        self.conn.send_headers(
+            stream,
+            [(":method", "GET"), (":scheme", "http"), (":authority", "t"), (":path", path)],
+            end_stream=True,
+        )
+        self.flush()
+        return stream
+
+    def ping(self) -> None:
+        self.conn.ping(b"12345678")
+        self.flush()
+
+    def read_until(self, done, timeout: float = 30) -> None:
+        """Reads frames until `done(frame)` is true or the server closes the socket."""
+        from hyperframe.frame import Frame, PingFrame
+
+        deadline = time.monotonic() + timeout
+        while True:
+            while len(self.buffer) >= 9 and len(self.buffer) >= 9 + int.from_bytes(
+                self.buffer[:3], "big"
+            ):
+                frame, length = Frame.parse_frame_header(memoryview(self.buffer[:9]))
+                frame.parse_body(memoryview(self.buffer[9 : 9 + length]))
+                self.buffer = self.buffer[9 + length :]
+                self.frames.append(frame)
+                if isinstance(frame, PingFrame) and "ACK" not in frame.flags and self.answers_pings:
+                    ack = PingFrame(0, flags=["ACK"], opaque_data=frame.opaque_data)
+                    self.sock.sendall(ack.serialize())
+                if done(frame):
+                    return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self.sock.settimeout(remaining)
+            try:
+                data = self.sock.recv(65536)
+            except TimeoutError:
+                return
+            except ConnectionResetError:
+                data = b""
+            if not data:
+                self.closed = True
+                return
+            self.buffer += data
+
+    def body(self, stream: int) -> bytes:
+        from hyperframe.frame import DataFrame
+
+        return b"".join(
+            f.data for f in self.frames if isinstance(f, DataFrame) and f.stream_id == stream
+        )
+
+    def stream_ended(self, stream: int):
+        from hyperframe.frame import DataFrame, HeadersFrame
+
+        return lambda f: (
+            isinstance(f, (DataFrame, HeadersFrame))
+            and f.stream_id == stream
+            and "END_STREAM" in f.flags
+        )
+
+    def goaways(self) -> list[tuple[int, int]]:
+        """(error code, last stream id) of each GOAWAY the server sent."""
+        from hyperframe.frame import GoAwayFrame
+
+        return [(f.error_code, f.last_stream_id) for f in self.frames if isinstance(f, GoAwayFrame)]
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _wait_for_close(session: H2Session) -> list[tuple[int, int]]:
+    """Reads until the server closes the socket; returns its GOAWAYs."""
+    session.read_until(lambda frame: False)
+    assert session.closed, session.frames
+    return session.goaways()
+
+
+def test_idle_h2_connection_is_closed_with_goaway(start_server):
+    from hyperframe.frame import PingFrame
+
+    server = start_server("raw_asgi:app", "--port", "0", "--timeout-keep-alive", "1")
+    session = H2Session(server.port)
+    try:
+        stream = session.get("/")
+        session.read_until(session.stream_ended(stream))
+        assert session.body(stream) == b"hello from raw asgi"
+        # Frames outside any stream are not activity: the PING is answered, and the idle
+        # connection still goes, with a graceful GOAWAY (NO_ERROR) naming the last stream.
+        session.ping()
+        goaways = _wait_for_close(session)
+        assert goaways and goaways[-1] == (0, stream), session.frames
+        assert all(code == 0 for code, _ in goaways), goaways
+        assert any(isinstance(f, PingFrame) and "ACK" in f.flags for f in session.frames)
+    finally:
+        session.close()
+    with h2_client(server) as client:
+        assert client.get("/").status_code == 200
+
+
+def test_h2_connection_that_never_sends_a_request_is_closed(start_server):
+    server = start_server("raw_asgi:app", "--port", "0", "--timeout-keep-alive", "1")
+    session = H2Session(server.port)
+    try:
+        assert _wait_for_close(session)[-1] == (0, 0), session.frames
+    finally:
+        session.close()
+
+
+def test_h2_client_ignoring_the_goaway_ping_is_still_closed(start_server):
+    # hyper's graceful close waits for the answer to its PING before the final GOAWAY; a client
+    # that never answers is cut off once idle for another --timeout-keep-alive.
+    server = start_server("raw_asgi:app", "--port", "0", "--timeout-keep-alive", "1")
+    session = H2Session(server.port, answers_pings=False)
+    try:
+        goaways = _wait_for_close(session)
+        assert goaways and all(code == 0 for code, _ in goaways), session.frames
+    finally:
+        session.close()
+    with h2_client(server) as client:
+        assert client.get("/").status_code == 200
+
+
+def test_keep_alive_timeout_does_not_cut_an_open_h2_stream(start_server):
+    server = start_server("raw_asgi:app", "--port", "0", "--timeout-keep-alive", "1")
+    session = H2Session(server.port)
+    try:
+        # Longer than the idle timeout, and the client sends nothing meanwhile.
+        stream = session.get("/slow?seconds=2.5")
+        session.read_until(session.stream_ended(stream))
+        assert session.body(stream) == b"slow done", session.frames
+        assert session.goaways() == [], session.frames
+        assert _wait_for_close(session)[-1] == (0, stream)
+    finally:
+        session.close()

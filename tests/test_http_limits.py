@@ -5,6 +5,7 @@ case the server still serves ordinary requests."""
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from raw_http import connect, exchange, get_ok, read_until_closed
@@ -121,6 +122,24 @@ MALFORMED = {
         400,
         b"transfer-encoding",
     ),
+    # RFC 9112 6.1: a request smuggling guard, as h11 (and so uvicorn) has.
+    "content-length-and-chunked": (
+        head("/echo", "Content-Length: 5", "Transfer-Encoding: chunked", method="POST")
+        + b"5\r\nhello\r\n0\r\n\r\n",
+        400,
+        b"both Content-Length and Transfer-Encoding",
+    ),
+    "chunked-and-content-length": (
+        head("/echo", "Transfer-Encoding: chunked", "Content-Length: 5", method="POST")
+        + b"5\r\nhello\r\n0\r\n\r\n",
+        400,
+        b"both Content-Length and Transfer-Encoding",
+    ),
+    "identical-content-lengths-in-one-line": (
+        head("/echo", "Content-Length: 5, 5", method="POST") + b"hello",
+        400,
+        b"invalid content-length",
+    ),
     "gzip-then-chunked": (
         head("/echo", "Transfer-Encoding: gzip, chunked", method="POST")
         + b"4\r\nabcd\r\n0\r\n\r\n",
@@ -173,20 +192,76 @@ def test_expect_continue_over_the_limit_gets_413_without_100(asgi):
     get_ok(asgi.port)
 
 
-def test_both_content_length_and_chunked_cannot_smuggle_a_request(asgi):
-    # hyper frames this by Transfer-Encoding (RFC 9112 6.3) and closes the connection after the
-    # answer, so the bytes after the chunked body are never parsed as a request.
+def test_identical_duplicate_content_lengths_are_one_length(request):
+    # RFC 9110 8.6 lets a recipient take repeated identical values as one; h11 does too.
+    for app in ("asgi", "wsgi"):
+        server = request.getfixturevalue(app)
+        data = head(
+            "/echo", "Content-Length: 5", "Content-Length: 5", "Connection: close", method="POST"
+        )
+        result = exchange(server.port, for_app(app, data) + b"hello")
+        assert result.status == 200, result
+        assert b"hello" in result.body, result
+
+
+@pytest.mark.parametrize("pipelined", [False, True], ids=["alone", "pipelined"])
+def test_both_content_length_and_chunked_cannot_smuggle_a_request(asgi, pipelined):
+    # Alone, the head is answered 400 before the app is called. Pipelined behind another
+    # request on the same write, hyper frames it by Transfer-Encoding (RFC 9112 6.3) and closes
+    # the connection after the answer. Either way the bytes after it never become a request.
     data = (
         head("/echo", "Content-Length: 30", "Transfer-Encoding: chunked", method="POST")
         + b"0\r\n\r\n"
         + head("/smuggled")
     )
+    if pipelined:
+        data = head("/") + data
     before = asgi.count_lines(r"/smuggled")
     result = exchange(asgi.port, data, half_close=False)
     assert result.closed, result
-    assert len(result.statuses) == 1, result
+    if pipelined:
+        assert result.statuses[0] == 200 and len(result.statuses) == 2, result
+    else:
+        assert_refused(result, 400, b"both Content-Length and Transfer-Encoding")
     get_ok(asgi.port)
     assert asgi.count_lines(r"/smuggled") == before, asgi.output
+
+
+def _stalled_body(port: int, data: bytes):
+    """Sends a head and part of its body, then nothing: the server gives up on the body after
+    60 s (request_body::BODY_STALL) and answers 408."""
+    with connect(port) as sock:
+        sock.sendall(data)
+        return read_until_closed(sock, 120)
+
+
+def test_a_stalled_request_body_is_given_up(start_server):
+    # Bodies past the module servers' --limit-max-body, and big enough not to be read ahead.
+    asgi = start_server("raw_asgi:app", "--port", "0", "--no-reload")
+    wsgi = start_server("raw_wsgi:app", "--port", "0", "--no-reload")
+    streamed = head("/echo", "Content-Length: 200000", method="POST") + b"x" * 1000
+    cases = {
+        # The app waits in `receive()` / `wsgi.input.read()` when the body stops.
+        "asgi-streamed": (asgi, streamed),
+        "asgi-chunked": (
+            asgi,
+            head("/echo", "Transfer-Encoding: chunked", method="POST") + b"3e8\r\n" + b"y" * 500,
+        ),
+        "wsgi-streamed": (wsgi, for_app("wsgi", streamed)),
+        # Small enough to be read before the app is called: the app never runs.
+        "asgi-preread": (asgi, head("/echo", "Content-Length: 800", method="POST") + b"z" * 10),
+    }
+    with ThreadPoolExecutor(max_workers=len(cases)) as pool:
+        futures = {name: pool.submit(_stalled_body, s.port, d) for name, (s, d) in cases.items()}
+        results = {name: future.result() for name, future in futures.items()}
+    for result in results.values():
+        assert_refused(result, 408, b"stopped arriving")
+    # The apps saw the client go: the ASGI test app raises on `http.disconnect`, the WSGI
+    # app's read raised TimeoutError.
+    assert asgi.count_lines(r"client disconnected while sending the body") >= 2, asgi.output
+    assert wsgi.count_lines(r"TimeoutError: the request body stopped arriving") >= 1, wsgi.output
+    get_ok(asgi.port)
+    get_ok(wsgi.port)
 
 
 def test_slow_head_is_cut_off(asgi):

@@ -282,6 +282,7 @@ impl Server {
             slot
         };
         let root_path = root_path.trim_end_matches('/').to_owned();
+        let extras_root: Arc<str> = Arc::from(root_path.as_str());
         let bridge = match interface {
             "asgi" => {
                 let (Some(event_loop), Some(dispatch), Some(resolve)) =
@@ -330,6 +331,7 @@ impl Server {
                 livereload,
                 show_errors_to_all,
                 self.shutdown.subscribe(),
+                &extras_root,
             ))
         });
         *self.live.lock().unwrap_or_else(|e| e.into_inner()) = live.clone();
@@ -341,6 +343,7 @@ impl Server {
             trusted_proxies,
             live,
             statics,
+            root_path: extras_root,
         });
         let grace = graceful_timeout.map(Duration::from_secs_f64);
         let control = Control {

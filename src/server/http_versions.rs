@@ -5,6 +5,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 
 use http::{Request, Response};
 use hyper::body::{Body, Incoming};
@@ -13,9 +15,10 @@ use hyper::server::conn::{http1, http2};
 use hyper::service::Service;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
+use tokio::time::{Instant, Sleep};
 
-use super::graceful::Watcher;
-use super::limits::Limits;
+use super::graceful::{GracefulConnection, Watcher};
+use super::limits::{ConnState, Limits};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -99,12 +102,13 @@ impl ConnBuilder {
     }
 
     /// Serves one connection until it ends, stopping after its current requests once the
-    /// graceful watcher says so.
+    /// graceful watcher says so, or (HTTP/2) once it has been idle for `--timeout-keep-alive`.
     pub fn serve<I, S, B>(
         &self,
         io: I,
         service: S,
         graceful: Watcher,
+        state: Arc<ConnState>,
     ) -> Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>>
     where
         I: Read + Write + Unpin + Send + 'static,
@@ -122,15 +126,97 @@ impl ConnBuilder {
                 Box::pin(async move { connection.await.map_err(Into::into) })
             }
             Self::Http2(builder) => {
-                let connection = graceful.watch(builder.serve_connection(io, service));
+                let connection = builder.serve_connection(io, service);
+                let connection = graceful.watch(CloseWhenIdle::new(connection, state));
                 Box::pin(async move { connection.await.map_err(Into::into) })
             }
             Self::Both(builder) => {
                 let connection = builder
                     .serve_connection_with_upgrades(io, service)
                     .into_owned();
-                Box::pin(graceful.watch(connection))
+                Box::pin(graceful.watch(CloseWhenIdle::new(connection, state)))
             }
+        }
+    }
+}
+
+/// An HTTP/2 connection with no open stream for `--timeout-keep-alive` is shut down gracefully:
+/// GOAWAY, a PING, and once the client answers it the final GOAWAY and the socket closes; a
+/// client that does not answer within another `--timeout-keep-alive` is cut off (no stream is
+/// open, nothing is lost). HTTP/1.1 idling is `ConnIo`'s, which reports the end of input
+/// instead: for HTTP/2 that would look like a broken connection to the client, and the frames an
+/// idle h2 client still sends would keep it open. (hyper's own HTTP/2 keep-alive pings only find
+/// dead peers; an idle live one answers them.)
+pub struct CloseWhenIdle<C> {
+    connection: Pin<Box<C>>,
+    state: Arc<ConnState>,
+    timer: Pin<Box<Sleep>>,
+    /// When the connection was asked to shut down (for idling, or by the graceful watcher).
+    asked_at: Option<Instant>,
+}
+
+impl<C> CloseWhenIdle<C> {
+    fn new(connection: C, state: Arc<ConnState>) -> Self {
+        Self {
+            connection: Box::pin(connection),
+            state,
+            timer: Box::pin(tokio::time::sleep_until(Instant::now())),
+            asked_at: None,
+        }
+    }
+
+    /// When to act if the connection stays idle; None while a stream is open (`cx` is then
+    /// woken when the last one ends) and for HTTP/1.
+    fn deadline(&self, cx: &Context<'_>) -> Option<Instant> {
+        let idle = self.state.http2_idle_deadline(cx)?;
+        Some(match self.asked_at {
+            Some(at) => idle.max(at + self.state.limits().keep_alive),
+            None => idle,
+        })
+    }
+}
+
+impl<C, E> Future for CloseWhenIdle<C>
+where
+    C: GracefulConnection<Output = Result<(), E>>,
+{
+    type Output = Result<(), E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        loop {
+            if let Poll::Ready(output) = this.connection.as_mut().poll(cx) {
+                return Poll::Ready(output);
+            }
+            let Some(deadline) = this.deadline(cx) else {
+                return Poll::Pending;
+            };
+            if this.timer.deadline() != deadline {
+                this.timer.as_mut().reset(deadline);
+            }
+            ready!(this.timer.as_mut().poll(cx));
+            // A request may have come and gone since the timer was set.
+            if this.deadline(cx) != Some(deadline) {
+                continue;
+            }
+            if this.asked_at.is_some() {
+                // Still there, idle, after being asked to go: dropped, which closes the socket.
+                return Poll::Ready(Ok(()));
+            }
+            this.asked_at = Some(Instant::now());
+            this.connection.as_mut().graceful_shutdown();
+        }
+    }
+}
+
+impl<C, E> GracefulConnection for CloseWhenIdle<C>
+where
+    C: GracefulConnection<Output = Result<(), E>>,
+{
+    fn graceful_shutdown(mut self: Pin<&mut Self>) {
+        if self.asked_at.is_none() {
+            self.asked_at = Some(Instant::now());
+            self.connection.as_mut().graceful_shutdown();
         }
     }
 }

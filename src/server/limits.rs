@@ -2,13 +2,15 @@
 //! 4xx/5xx before the request reaches the gate or the app.
 //!
 //! hyper already rejects (with a bare status and no body) malformed request lines and headers,
-//! obs-fold, bare CR, invalid or conflicting Content-Length, a Transfer-Encoding whose last coding
-//! is not `chunked` or on HTTP/1.0, heads larger than its read buffer and URIs over 64 KiB; and it
-//! frames a request carrying both Content-Length and Transfer-Encoding by the latter and closes the
-//! connection after it, so nothing can be smuggled behind it. This layer adds the configurable
-//! limits (URI, header count and bytes, body size, concurrency), 501 for transfer codings other
-//! than `chunked`, and the bookkeeping the connection-level timeouts and the per-address cap on
-//! connections still sending their first head need.
+//! obs-fold, bare CR, invalid or differing Content-Length values, a Transfer-Encoding whose last
+//! coding is not `chunked` or on HTTP/1.0, heads larger than its read buffer and URIs over 64 KiB.
+//! A request carrying both Content-Length and Transfer-Encoding it frames by the latter (dropping
+//! Content-Length) and closes the connection after; the connection's I/O wrapper sees such a head
+//! on the wire and this layer answers it 400 instead, as h11 does (RFC 9112 6.1: a request
+//! smuggling guard). This layer adds the configurable limits (URI, header count and bytes, body
+//! size, concurrency), 501 for transfer codings other than `chunked`, and the bookkeeping the
+//! connection-level timeouts and the per-address cap on connections still sending their first
+//! head need.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -17,7 +19,7 @@ use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -217,6 +219,12 @@ pub struct ConnState {
     receiving: AtomicBool,
     /// Upgraded (101): no longer HTTP, never idle-closed.
     upgraded: AtomicBool,
+    /// The connection opened with the HTTP/2 preface.
+    http2: AtomicBool,
+    /// The head of the next request carried both Content-Length and Transfer-Encoding.
+    both_framings: AtomicBool,
+    /// Woken when the last open request of an HTTP/2 connection ends (its idle timer starts).
+    idle_waker: Mutex<Option<Waker>>,
     /// When the connection last went idle, in ms since `epoch`.
     idle_since_ms: AtomicU64,
     epoch: Instant,
@@ -231,6 +239,9 @@ impl ConnState {
             in_progress: AtomicUsize::new(0),
             receiving: AtomicBool::new(false),
             upgraded: AtomicBool::new(false),
+            http2: AtomicBool::new(false),
+            both_framings: AtomicBool::new(false),
+            idle_waker: Mutex::new(None),
             idle_since_ms: AtomicU64::new(0),
             epoch: Instant::now(),
         })
@@ -248,17 +259,52 @@ impl ConnState {
         self.in_progress.load(Ordering::Acquire) == 0 && self.receiving.load(Ordering::Acquire)
     }
 
-    /// When this connection is to be closed for idling; None while it is busy or a head is
-    /// arriving (hyper's header timeout covers that).
+    pub fn limits(&self) -> &Limits {
+        &self.shared.limits
+    }
+
+    /// When this HTTP/1 connection is to be closed for idling; None while it is busy or a head
+    /// is arriving (hyper's header timeout covers that), and for HTTP/2 (`http2_idle_deadline`).
     pub fn idle_deadline(&self) -> Option<Instant> {
-        if self.in_progress.load(Ordering::Acquire) > 0
-            || self.receiving.load(Ordering::Acquire)
-            || self.upgraded.load(Ordering::Acquire)
-        {
+        if self.receiving.load(Ordering::Acquire) || self.http2.load(Ordering::Acquire) {
+            return None;
+        }
+        self.idle_until()
+    }
+
+    /// When this HTTP/2 connection is to be closed (GOAWAY) for having had no open stream for
+    /// `--timeout-keep-alive`. HTTP/2 frames (PING, SETTINGS, WINDOW_UPDATE) keep arriving on
+    /// an idle connection, so only open requests count as activity. None while a request is
+    /// open (`cx` is then woken when the last one ends) and for HTTP/1 connections.
+    pub fn http2_idle_deadline(&self, cx: &Context<'_>) -> Option<Instant> {
+        if !self.http2.load(Ordering::Acquire) {
+            return None;
+        }
+        if let Some(deadline) = self.idle_until() {
+            return Some(deadline);
+        }
+        *self.idle_waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
+        // A request that ended between the check and the registration woke nobody.
+        self.idle_until()
+    }
+
+    fn idle_until(&self) -> Option<Instant> {
+        if self.in_progress.load(Ordering::Acquire) > 0 || self.upgraded.load(Ordering::Acquire) {
             return None;
         }
         let since = Duration::from_millis(self.idle_since_ms.load(Ordering::Acquire));
         Some(self.epoch + since + self.shared.limits.keep_alive)
+    }
+
+    /// The connection began with the HTTP/2 preface.
+    pub fn mark_http2(&self) {
+        self.http2.store(true, Ordering::Release);
+    }
+
+    /// The head arriving now has both Content-Length and Transfer-Encoding (seen on the wire:
+    /// hyper hands the request on without its Content-Length).
+    pub fn mark_both_framings(&self) {
+        self.both_framings.store(true, Ordering::Release);
     }
 
     fn request_started(&self) {
@@ -270,7 +316,16 @@ impl ConnState {
         let elapsed = self.epoch.elapsed().as_millis() as u64;
         self.idle_since_ms.store(elapsed, Ordering::Release);
         self.receiving.store(false, Ordering::Release);
-        self.in_progress.fetch_sub(1, Ordering::AcqRel);
+        if self.in_progress.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let waker = self
+                .idle_waker
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        }
     }
 
     fn admit(&self) -> bool {
@@ -309,6 +364,7 @@ struct WatchInner {
 
 const EXCEEDED: usize = 1;
 const BROKEN: usize = 2;
+const STALLED: usize = 3;
 
 impl BodyWatch {
     fn new(max: Option<u64>) -> Self {
@@ -343,21 +399,33 @@ impl BodyWatch {
         self.stop(BROKEN);
     }
 
+    /// No body data arrived for `request_body::BODY_STALL` while the app waited for it.
+    pub fn stalled(&self) {
+        self.stop(STALLED);
+    }
+
     async fn stopped(&self) -> Rejection {
         loop {
             let notified = self.0.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            match self.0.outcome.load(Ordering::Acquire) {
-                EXCEEDED => return too_large(),
-                BROKEN => {
-                    return Rejection::new(
-                        StatusCode::BAD_REQUEST,
-                        "Bad Request: the request body ended early or is malformed\n",
-                    );
-                }
-                _ => notified.await,
+            match self.outcome() {
+                Some(rejection) => return rejection,
+                None => notified.await,
             }
+        }
+    }
+
+    /// Why reading stopped, if it did.
+    fn outcome(&self) -> Option<Rejection> {
+        match self.0.outcome.load(Ordering::Acquire) {
+            EXCEEDED => Some(too_large()),
+            BROKEN => Some(Rejection::new(
+                StatusCode::BAD_REQUEST,
+                "Bad Request: the request body ended early or is malformed\n",
+            )),
+            STALLED => Some(body_stalled()),
+            _ => None,
         }
     }
 }
@@ -454,6 +522,23 @@ fn too_large() -> Rejection {
     )
 }
 
+/// 408 for a request body that stopped arriving (see `request_body::BODY_STALL`).
+pub fn body_stalled() -> Rejection {
+    Rejection::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "Request Timeout: the request body stopped arriving (no data for 60 s)\n",
+    )
+}
+
+/// 400 for a head with both Content-Length and Transfer-Encoding: two framings a proxy in
+/// front could read differently (RFC 9112 6.1).
+fn both_framings() -> Rejection {
+    Rejection::new(
+        StatusCode::BAD_REQUEST,
+        "Bad Request: both Content-Length and Transfer-Encoding are set\n",
+    )
+}
+
 fn too_busy() -> Rejection {
     Rejection::new(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -512,10 +597,16 @@ where
             response.map(|body| TrackedBody { body, conn })
         };
         let limits = &self.conn.shared.limits;
-        let refused = if self.conn.admit() {
-            check_head(limits, &req).err()
-        } else {
+        // Taken on every request, so it can only apply to the one whose head set it. A request
+        // hyper framed by Transfer-Encoding still has that header.
+        let both = self.conn.both_framings.swap(false, Ordering::AcqRel)
+            && req.headers().contains_key(TRANSFER_ENCODING);
+        let refused = if !self.conn.admit() {
             Some(too_busy())
+        } else if both {
+            Some(both_framings())
+        } else {
+            check_head(limits, &req).err()
         };
         if let Some(rejection) = refused {
             let response = track(rejection.into_response());
@@ -531,7 +622,12 @@ where
             let response = tokio::select! {
                 biased;
                 rejection = watch.stopped() => rejection.into_response(),
-                response = future => response?,
+                response = future => match watch.outcome() {
+                    // The app's answer to a body it could not read (a WSGI app's error page
+                    // for the `OSError` its read raised) is no answer for the client.
+                    Some(rejection) => rejection.into_response(),
+                    None => response?,
+                },
             };
             Ok(track(response))
         })

@@ -198,7 +198,7 @@ fn spawn_connection<I>(
     let draining = draining.clone();
     let leftover: Leftover<I> = Arc::default();
     let io = ConnIo::new(io, state.clone(), leftover.clone());
-    let stack = stack.for_connection(conn, state);
+    let stack = stack.for_connection(conn, state.clone());
     let stack = tower::service_fn(move |req: Request<Incoming>| {
         let http1 = req.version() < Version::HTTP_2;
         let draining = draining.clone();
@@ -217,7 +217,7 @@ fn spawn_connection<I>(
         }
     });
     let service = TowerToHyperService::new(stack);
-    let connection = builder.serve(TokioIo::new(io), service, graceful);
+    let connection = builder.serve(TokioIo::new(io), service, graceful, state);
     tokio::spawn(async move {
         let result = connection.await;
         let rest = leftover.lock().unwrap_or_else(|e| e.into_inner()).take();

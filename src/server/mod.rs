@@ -19,6 +19,7 @@ pub mod log;
 pub mod proxy_headers;
 pub mod request_body;
 pub mod response;
+pub mod root_path;
 pub mod service;
 pub mod static_files;
 pub mod thread_state;

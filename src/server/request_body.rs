@@ -1,6 +1,9 @@
 //! The request body as both bridges consume it: chunk by chunk, with small bodies read up front
 //! so the app's first read needs no round trip between threads. Reads are counted against the
-//! request's body limit (`BodyWatch`, put in the request's extensions by the limits layer).
+//! request's body limit (`BodyWatch`, put in the request's extensions by the limits layer), and
+//! a body that stops arriving while it is waited for is given up after `BODY_STALL`.
+
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{CONNECTION, HeaderValue};
@@ -9,11 +12,18 @@ use http_body::Body;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use super::limits::BodyWatch;
+use super::limits::{self, BodyWatch};
 use super::response::{ResponseBody, ResponseHead};
 
 /// Bodies up to this size, when their size is known, are read before the app is called.
 pub const PREREAD_LIMIT: u64 = 64 * 1024;
+
+/// How long a read of the request body may wait for the client's next bytes (not the whole
+/// body's time: a slow upload that keeps moving is fine). uvicorn and granian have no such
+/// bound; nginx's `client_body_timeout` has the same default. Past it the app sees the client
+/// gone (`http.disconnect`, or `wsgi.input` raising), the client gets 408 and the connection
+/// closes.
+pub const BODY_STALL: Duration = Duration::from_secs(60);
 
 /// Why no more body can be read.
 #[derive(Debug)]
@@ -22,6 +32,22 @@ pub enum BodyError {
     Broken(hyper::Error),
     /// Past `--limit-max-body`.
     TooLarge,
+    /// Nothing arrived for `BODY_STALL`.
+    Stalled,
+}
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Broken(err) => write!(f, "the request body could not be read: {err}"),
+            Self::TooLarge => f.write_str("the request body exceeds --limit-max-body"),
+            Self::Stalled => write!(
+                f,
+                "the request body stopped arriving (no data for {} s)",
+                BODY_STALL.as_secs()
+            ),
+        }
+    }
 }
 
 enum Source {
@@ -80,14 +106,22 @@ impl RequestBody {
             Source::Streaming(body) => body,
         };
         loop {
-            let frame = match body.frame().await {
-                None => return Ok(None),
-                Some(Ok(frame)) => frame,
-                Some(Err(err)) => {
+            let frame = match tokio::time::timeout(BODY_STALL, body.frame()).await {
+                Ok(None) => return Ok(None),
+                Ok(Some(Ok(frame))) => frame,
+                Ok(Some(Err(err))) => {
                     if let Some(watch) = &self.watch {
                         watch.broken();
                     }
                     return Err(BodyError::Broken(err));
+                }
+                Err(_) => {
+                    if let Some(watch) = &self.watch {
+                        watch.stalled();
+                    }
+                    // Dropping the body tells hyper nobody reads it any more.
+                    self.source = Source::Buffered(None);
+                    return Err(BodyError::Stalled);
                 }
             };
             let Ok(data) = frame.into_data() else {
@@ -126,10 +160,22 @@ pub fn unreadable(err: &BodyError) -> Response<ResponseBody> {
             StatusCode::BAD_REQUEST,
             "Bad Request: the request body ended early or is malformed\n",
         ),
+        BodyError::Stalled => return limits::body_stalled().into_response(),
     };
     let mut response = ResponseHead::plain(status, text).into_response(None);
     response
         .headers_mut()
         .insert(CONNECTION, HeaderValue::from_static("close"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_408_text_names_the_stall_bound() {
+        let text = limits::body_stalled().text;
+        assert!(text.contains(&format!("no data for {} s", BODY_STALL.as_secs())));
+    }
 }

@@ -79,6 +79,8 @@ pub struct StackConfig {
     pub live: Option<Arc<LiveHub>>,
     /// `--static` mounts (maybe none).
     pub statics: Arc<Mounts>,
+    /// `--root-path`, without a trailing slash: the static mounts answer behind it too.
+    pub root_path: Arc<str>,
 }
 
 impl StackConfig {
@@ -93,8 +95,10 @@ impl StackConfig {
             .live
             .as_ref()
             .is_some_and(|hub| hub.trusts(conn.client));
-        let statics =
-            Intercepting::new(gated, StaticFiles::new(self.statics.clone(), rewrites_html));
+        let statics = Intercepting::new(
+            gated,
+            StaticFiles::new(self.statics.clone(), rewrites_html, self.root_path.clone()),
+        );
         let live = Intercepting::new(statics, LiveReload::new(self.live.clone(), &conn));
         let limited = LimitsLayer::new(state).layer(live);
         let logged = AccessLogLayer::new(conn.clone(), self.access_log).layer(limited);

@@ -31,7 +31,7 @@ impl Intercept for LiveReload {
             return Decision::Pass(req);
         };
         let trusted = self.trusted;
-        if hub.livereload && req.uri().path() == events::PATH {
+        if hub.livereload && hub.is_events_path(req.uri().path()) {
             return Decision::respond(events::response(&hub, trusted));
         }
         if !inject::browser_navigation(req.headers()) {

@@ -12,12 +12,16 @@ use std::sync::RwLock;
 use bytes::Bytes;
 use tokio::sync::{broadcast, watch};
 
+use crate::server::root_path;
+
 /// Listens on the event stream: reloads the page after a reload (or when the stream comes back
-/// after the server went away, e.g. a restart), shows the overlay a failed reload sends.
-const SCRIPT: &str = concat!(
+/// after the server went away, e.g. a restart), shows the overlay a failed reload sends. The
+/// stream's URL (behind `--root-path`) goes between the two halves.
+const SCRIPT_HEAD: &str = concat!(
     "<script data-hmr-serve>(function(){if(window.__hmrServe)return;window.__hmrServe=1;",
     "var lost=false,es=new EventSource('",
-    "/__hmr_serve/events",
+);
+const SCRIPT_TAIL: &str = concat!(
     "');function again(){es.close();location.reload();}",
     "es.addEventListener('reload',again);",
     "es.addEventListener('failed',function(e){var d=JSON.parse(e.data||'{}');if(!d.html)return;",
@@ -38,6 +42,9 @@ pub struct LiveHub {
     failure: RwLock<Option<Bytes>>,
     /// Turns true on shutdown (and before a restart): open event streams end.
     shutdown: watch::Receiver<bool>,
+    /// `--root-path`: the script asks for the event stream behind it.
+    root_path: String,
+    script: Bytes,
 }
 
 impl LiveHub {
@@ -45,14 +52,23 @@ impl LiveHub {
         livereload: bool,
         show_errors_to_all: bool,
         shutdown: watch::Receiver<bool>,
+        root_path: &str,
     ) -> Self {
+        let url = root_path::public(root_path, events::PATH);
         Self {
             livereload,
             show_errors_to_all,
             events: broadcast::channel(16).0,
             failure: RwLock::new(None),
             shutdown,
+            root_path: root_path.to_owned(),
+            script: Bytes::from(format!("{SCRIPT_HEAD}{url}{SCRIPT_TAIL}")),
         }
+    }
+
+    /// The event stream's path, with or without the root path in front.
+    pub fn is_events_path(&self, path: &str) -> bool {
+        root_path::strip(&self.root_path, path) == events::PATH
     }
 
     /// Whether this client may see tracebacks and use the event stream.
@@ -84,11 +100,11 @@ impl LiveHub {
         match (self.livereload, failure) {
             (false, None) => None,
             (false, Some(banner)) => Some(banner),
-            (true, None) => Some(Bytes::from_static(SCRIPT.as_bytes())),
+            (true, None) => Some(self.script.clone()),
             (true, Some(banner)) => {
-                let mut both = Vec::with_capacity(SCRIPT.len() + banner.len());
+                let mut both = Vec::with_capacity(self.script.len() + banner.len());
                 both.extend_from_slice(&banner);
-                both.extend_from_slice(SCRIPT.as_bytes());
+                both.extend_from_slice(&self.script);
                 Some(Bytes::from(both))
             }
         }
@@ -134,8 +150,8 @@ mod tests {
     #[test]
     fn show_errors_to_all_trusts_everyone() {
         let (_tx, rx) = watch::channel(false);
-        let strict = LiveHub::new(true, false, rx.clone());
-        let open = LiveHub::new(true, true, rx);
+        let strict = LiveHub::new(true, false, rx.clone(), "");
+        let open = LiveHub::new(true, true, rx, "");
         assert!(!strict.trusts(addr("192.168.1.20:5000")));
         assert!(open.trusts(addr("192.168.1.20:5000")));
         assert!(strict.snippet(false).is_none());
@@ -145,11 +161,26 @@ mod tests {
     #[test]
     fn the_failure_banner_comes_and_goes() {
         let (_tx, rx) = watch::channel(false);
-        let hub = LiveHub::new(false, false, rx);
+        let hub = LiveHub::new(false, false, rx, "");
         assert!(hub.snippet(true).is_none());
         hub.set_failure(Some("<div>broken</div>".into()));
         assert_eq!(hub.snippet(true).unwrap(), "<div>broken</div>");
         hub.set_failure(None);
         assert!(hub.snippet(true).is_none());
+    }
+
+    #[test]
+    fn the_event_stream_lives_behind_the_root_path_too() {
+        let (_tx, rx) = watch::channel(false);
+        let hub = LiveHub::new(true, false, rx, "/api");
+        let script = hub.snippet(true).unwrap();
+        let script = std::str::from_utf8(&script).unwrap();
+        assert!(
+            script.contains("EventSource('/api/__hmr_serve/events')"),
+            "{script}"
+        );
+        assert!(hub.is_events_path("/__hmr_serve/events"));
+        assert!(hub.is_events_path("/api/__hmr_serve/events"));
+        assert!(!hub.is_events_path("/other/__hmr_serve/events"));
     }
 }

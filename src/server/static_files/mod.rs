@@ -2,7 +2,7 @@
 //! never waits for a reload) and behind the live-reload layer (HTML files get its script like
 //! app pages). A mounted prefix owns its URLs: what is not a servable file there is a 404 (405
 //! for methods other than GET and HEAD), never the app's; paths outside every mount pass on
-//! untouched.
+//! untouched. Mounts answer with or without `--root-path` in front (see `root_path`).
 
 pub mod range;
 pub mod resolve;
@@ -19,6 +19,7 @@ use self::resolve::{Located, Resolved};
 use super::intercept::{Decision, Intercept, Intercepting};
 use super::livereload::inject;
 use super::response::{ResponseBody, ResponseHead};
+use super::root_path;
 
 pub type StaticFilesService<S> = Intercepting<S, StaticFiles>;
 
@@ -27,13 +28,16 @@ pub struct StaticFiles {
     mounts: Arc<Mounts>,
     /// The live-reload layer rewrites HTML pages for this connection's client.
     rewrites_html: bool,
+    /// `--root-path`.
+    root_path: Arc<str>,
 }
 
 impl StaticFiles {
-    pub fn new(mounts: Arc<Mounts>, rewrites_html: bool) -> Self {
+    pub fn new(mounts: Arc<Mounts>, rewrites_html: bool, root_path: Arc<str>) -> Self {
         Self {
             mounts,
             rewrites_html,
+            root_path,
         }
     }
 }
@@ -45,11 +49,13 @@ fn method_not_allowed() -> Response<ResponseBody> {
     head.into_response(None)
 }
 
-/// `/dir` → `/dir/`, the query kept, as Starlette's StaticFiles(html=True) does.
-fn add_slash(uri: &http::Uri) -> Response<ResponseBody> {
+/// `/dir` → `/dir/`, the query kept, as Starlette's StaticFiles(html=True) does; behind the
+/// root path, as the browser has to ask for it.
+fn add_slash(uri: &http::Uri, root: &str) -> Response<ResponseBody> {
+    let path = root_path::public(root, root_path::strip(root, uri.path()));
     let target = match uri.query() {
-        Some(query) => format!("{}/?{query}", uri.path()),
-        None => format!("{}/", uri.path()),
+        Some(query) => format!("{path}/?{query}"),
+        None => format!("{path}/"),
     };
     let mut head = ResponseHead::plain(StatusCode::TEMPORARY_REDIRECT, "Temporary Redirect");
     match HeaderValue::from_str(&target) {
@@ -66,7 +72,8 @@ impl Intercept for StaticFiles {
         if self.mounts.is_empty() {
             return Decision::Pass(req);
         }
-        let (root, relative, trailing_slash) = match self.mounts.locate(req.uri().path()) {
+        let path = root_path::strip(&self.root_path, req.uri().path());
+        let (root, relative, trailing_slash) = match self.mounts.locate(path) {
             Located::Outside => return Decision::Pass(req),
             Located::Refused => return Decision::respond(serve::not_found()),
             Located::Inside {
@@ -79,12 +86,13 @@ impl Intercept for StaticFiles {
             return Decision::respond(method_not_allowed());
         }
         let rewrites_html = self.rewrites_html;
+        let root_path = self.root_path.clone();
         // The body of a GET or HEAD is never read; dropping it lets hyper deal with it.
         let (parts, _body) = req.into_parts();
         Decision::Answer(Box::pin(async move {
             let response = match resolve::resolve(&root, &relative, trailing_slash).await {
                 Resolved::NotFound => serve::not_found(),
-                Resolved::AddSlash => add_slash(&parts.uri),
+                Resolved::AddSlash => add_slash(&parts.uri, &root_path),
                 Resolved::File(path) => {
                     let ask = serve::Ask {
                         method: &parts.method,

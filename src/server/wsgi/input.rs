@@ -1,26 +1,38 @@
 //! `wsgi.input`: a file-like reader over the request body. Waiting for the network happens with
-//! the GIL released, so other threads keep running Python meanwhile.
+//! the GIL released, so other threads keep running Python meanwhile. A body that cannot be read
+//! to its end (the client vanished or stalled, broken framing, past the size limit) raises
+//! `OSError` (`TimeoutError` for a stall) rather than reading as a short body.
 
 use std::sync::Mutex;
 
 use bytes::{Buf, BytesMut};
+use pyo3::exceptions::{PyOSError, PyTimeoutError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 use tokio::runtime::Handle;
 
-use crate::server::request_body::RequestBody;
+use crate::server::request_body::{BodyError, RequestBody};
 
 struct Reader {
     body: RequestBody,
     buffer: BytesMut,
     eof: bool,
+    /// Why the body could not be read to its end: raised by every read that needs more.
+    failed: Option<(bool, String)>,
 }
 
 impl Reader {
     /// Pulls one more chunk into the buffer; false at the end of the body.
-    fn fill(&mut self, py: Python<'_>, runtime: &Handle) -> bool {
+    fn fill(&mut self, py: Python<'_>, runtime: &Handle) -> PyResult<bool> {
+        if let Some((stalled, reason)) = &self.failed {
+            return Err(if *stalled {
+                PyTimeoutError::new_err(reason.clone())
+            } else {
+                PyOSError::new_err(reason.clone())
+            });
+        }
         if self.eof {
-            return false;
+            return Ok(false);
         }
         let chunk = if let Some(data) = self.body.take_buffered() {
             Ok(Some(data))
@@ -31,40 +43,53 @@ impl Reader {
         match chunk {
             Ok(Some(data)) => {
                 self.buffer.extend_from_slice(&data);
-                true
+                Ok(true)
             }
-            // A client that vanished mid-body reads as end of input, as with a closed socket.
-            Ok(None) | Err(_) => {
+            Ok(None) => {
                 self.eof = true;
-                false
+                Ok(false)
+            }
+            Err(err) => {
+                self.failed = Some((matches!(err, BodyError::Stalled), err.to_string()));
+                self.fill(py, runtime)
             }
         }
     }
 
-    fn read(&mut self, py: Python<'_>, runtime: &Handle, size: Option<usize>) -> BytesMut {
+    fn read(
+        &mut self,
+        py: Python<'_>,
+        runtime: &Handle,
+        size: Option<usize>,
+    ) -> PyResult<BytesMut> {
         while size.is_none_or(|n| self.buffer.len() < n) {
-            if !self.fill(py, runtime) {
+            if !self.fill(py, runtime)? {
                 break;
             }
         }
         let take = size.map_or(self.buffer.len(), |n| n.min(self.buffer.len()));
-        self.buffer.split_to(take)
+        Ok(self.buffer.split_to(take))
     }
 
-    fn readline(&mut self, py: Python<'_>, runtime: &Handle, size: Option<usize>) -> BytesMut {
+    fn readline(
+        &mut self,
+        py: Python<'_>,
+        runtime: &Handle,
+        size: Option<usize>,
+    ) -> PyResult<BytesMut> {
         let mut scanned = 0;
         loop {
             if let Some(pos) = self.buffer[scanned..].iter().position(|&b| b == b'\n') {
                 let end = scanned + pos + 1;
-                return self.buffer.split_to(size.map_or(end, |n| n.min(end)));
+                return Ok(self.buffer.split_to(size.map_or(end, |n| n.min(end))));
             }
             if size.is_some_and(|n| self.buffer.len() >= n) {
-                return self.buffer.split_to(size.unwrap_or(0));
+                return Ok(self.buffer.split_to(size.unwrap_or(0)));
             }
             scanned = self.buffer.len();
-            if !self.fill(py, runtime) {
+            if !self.fill(py, runtime)? {
                 let take = size.map_or(self.buffer.len(), |n| n.min(self.buffer.len()));
-                return self.buffer.split_to(take);
+                return Ok(self.buffer.split_to(take));
             }
         }
     }
@@ -82,6 +107,7 @@ impl WsgiInput {
             body,
             buffer: BytesMut::new(),
             eof: false,
+            failed: None,
         };
         Self {
             reader: Mutex::new(reader),
@@ -102,15 +128,15 @@ fn limit(size: Option<isize>) -> Option<usize> {
 #[pymethods]
 impl WsgiInput {
     #[pyo3(signature = (size = None))]
-    fn read<'py>(&self, py: Python<'py>, size: Option<isize>) -> Bound<'py, PyBytes> {
-        let data = self.reader().read(py, &self.runtime, limit(size));
-        PyBytes::new(py, data.chunk())
+    fn read<'py>(&self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
+        let data = self.reader().read(py, &self.runtime, limit(size))?;
+        Ok(PyBytes::new(py, data.chunk()))
     }
 
     #[pyo3(signature = (size = None))]
-    fn readline<'py>(&self, py: Python<'py>, size: Option<isize>) -> Bound<'py, PyBytes> {
-        let data = self.reader().readline(py, &self.runtime, limit(size));
-        PyBytes::new(py, data.chunk())
+    fn readline<'py>(&self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
+        let data = self.reader().readline(py, &self.runtime, limit(size))?;
+        Ok(PyBytes::new(py, data.chunk()))
     }
 
     #[pyo3(signature = (hint = None))]
@@ -120,7 +146,7 @@ impl WsgiInput {
         let mut total = 0;
         let mut reader = self.reader();
         loop {
-            let line = reader.readline(py, &self.runtime, None);
+            let line = reader.readline(py, &self.runtime, None)?;
             if line.is_empty() {
                 break;
             }
@@ -137,8 +163,8 @@ impl WsgiInput {
         slf
     }
 
-    fn __next__<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
-        let line = self.reader().readline(py, &self.runtime, None);
-        (!line.is_empty()).then(|| PyBytes::new(py, line.chunk()))
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let line = self.reader().readline(py, &self.runtime, None)?;
+        Ok((!line.is_empty()).then(|| PyBytes::new(py, line.chunk())))
     }
 }
