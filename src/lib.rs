@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<server::handle::Server>()?;
     m.add_class::<reload::engine::ReloadEngine>()?;
+    m.add_class::<reload::watchdog::ReloadWatchdog>()?;
     m.add(
         "ClientDisconnected",
         m.py().get_type::<server::asgi::ClientDisconnected>(),

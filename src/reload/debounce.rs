@@ -5,6 +5,13 @@
 //! back until the writer closes it: a save that truncates and then writes shows an empty or
 //! half-written file in between, and on a busy machine that gap outlasts any quiet window.
 //!
+//! A batch whose latest event finished a file (its writer closed it, or a rename put it in
+//! place) and that has no file still being written is complete as far as anyone can tell: it
+//! waits only a short settle window for the next file of a burst (a `git checkout` writes its
+//! files back to back), not the full quiet window. That is kept for events that may announce
+//! more to come: a create, a deletion or a rename away (an editor's backup-then-write save
+//! starts by moving the file aside).
+//!
 //! Time is passed in rather than read, so the state machine is tested without sleeping.
 
 use std::collections::HashSet;
@@ -13,6 +20,7 @@ use std::time::{Duration, Instant};
 
 pub struct Debouncer {
     quiet: Duration,
+    settle: Duration,
     max_wait: Duration,
     paths: Vec<PathBuf>,
     seen: HashSet<PathBuf>,
@@ -22,18 +30,26 @@ pub struct Debouncer {
     closed_at: Option<Instant>,
     first: Option<Instant>,
     last: Option<Instant>,
+    /// Whether the latest event finished its file (see the module comment).
+    last_finished: bool,
 }
 
 /// How long a batch waits at most for its files' writers to close them (one that keeps a file
 /// open must not stop reloads).
 const WRITE_WAIT: Duration = Duration::from_millis(500);
 
+/// The wait after an event that finished its file: long enough for the next file of a burst
+/// written back to back, short against the few milliseconds a whole reload takes.
+const SETTLE: Duration = Duration::from_millis(1);
+
 impl Debouncer {
-    /// quiet: emit after this long without new events. max_wait: emit at the latest this long
-    /// after the first event of a batch, so a constant stream of events cannot starve reloads.
+    /// quiet: emit after this long without new events (SETTLE after an event that finished its
+    /// file). max_wait: emit at the latest this long after the first event of a batch, so a
+    /// constant stream of events cannot starve reloads.
     pub fn new(quiet: Duration, max_wait: Duration) -> Self {
         Self {
             quiet,
+            settle: SETTLE.min(quiet),
             max_wait,
             paths: Vec::new(),
             seen: HashSet::new(),
@@ -41,12 +57,24 @@ impl Debouncer {
             closed_at: None,
             first: None,
             last: None,
+            last_finished: false,
         }
     }
 
+    /// An event that may be followed by more for the same file (a create, a metadata change).
     pub fn push(&mut self, path: PathBuf, now: Instant) {
+        self.add(path, now, false);
+    }
+
+    /// An event after which the file is complete: renamed into place.
+    pub fn finished(&mut self, path: PathBuf, now: Instant) {
+        self.add(path, now, true);
+    }
+
+    fn add(&mut self, path: PathBuf, now: Instant, finished: bool) {
         self.first.get_or_insert(now);
         self.last = Some(now);
+        self.last_finished = finished;
         if !self.seen.contains(&path) {
             self.seen.insert(path.clone());
             self.paths.push(path);
@@ -56,29 +84,32 @@ impl Debouncer {
     /// A write to `path`: its batch waits for `closed(path)`.
     pub fn written(&mut self, path: PathBuf, now: Instant) {
         self.open.insert(path.clone());
-        self.push(path, now);
+        self.add(path, now, false);
     }
 
-    /// The writer closed `path`.
+    /// The writer closed `path`: its content is complete.
     pub fn closed(&mut self, path: PathBuf, now: Instant) {
         if self.open.remove(&path) {
             self.closed_at = Some(now);
         }
-        self.push(path, now);
+        self.add(path, now, true);
     }
 
     /// When the caller should next call `poll` (None when empty).
     pub fn deadline(&self) -> Option<Instant> {
         let (first, last) = (self.first?, self.last?);
-        let quiet = last + self.quiet;
-        if self.open.is_empty() {
-            let cap = self.closed_at.map_or(first + self.max_wait, |closed| {
-                (first + self.max_wait).max(closed + self.quiet)
-            });
-            Some(quiet.min(cap))
-        } else {
-            Some(quiet.max(first + WRITE_WAIT))
+        if !self.open.is_empty() {
+            return Some((last + self.quiet).max(first + WRITE_WAIT));
         }
+        let wait = if self.last_finished {
+            self.settle
+        } else {
+            self.quiet
+        };
+        let cap = self.closed_at.map_or(first + self.max_wait, |closed| {
+            (first + self.max_wait).max(closed + self.quiet)
+        });
+        Some((last + wait).min(cap))
     }
 
     /// The batch (deduplicated, in first-seen order) if its deadline has passed.
@@ -91,6 +122,7 @@ impl Debouncer {
         self.seen.clear();
         self.open.clear();
         self.closed_at = None;
+        self.last_finished = false;
         Some(std::mem::take(&mut self.paths))
     }
 }
@@ -168,8 +200,11 @@ mod tests {
         // Past both the quiet window and max_wait, the writer has not closed a.py yet.
         assert_eq!(d.poll(t0 + ms(60)), None);
         d.closed(p("a.py"), t0 + ms(70));
-        assert_eq!(d.deadline(), Some(t0 + ms(75)));
-        assert_eq!(d.poll(t0 + ms(75)), Some(vec![p("a.py"), p("b.py")]));
+        assert_eq!(d.deadline(), Some(t0 + ms(70) + SETTLE));
+        assert_eq!(
+            d.poll(t0 + ms(70) + SETTLE),
+            Some(vec![p("a.py"), p("b.py")])
+        );
     }
 
     #[test]
@@ -182,6 +217,40 @@ mod tests {
         // The next batch does not wait for it any more.
         d.push(p("a.py"), t0 + ms(600));
         assert_eq!(d.deadline(), Some(t0 + ms(605)));
+    }
+
+    #[test]
+    fn a_finished_file_waits_only_the_settle_window() {
+        let t0 = Instant::now();
+        let mut d = Debouncer::new(QUIET, MAX_WAIT);
+        d.written(p("a.py"), t0);
+        d.closed(p("a.py"), t0);
+        assert_eq!(d.deadline(), Some(t0 + SETTLE));
+        // The next file of a burst, written within the window, joins the batch.
+        d.written(p("b.py"), t0 + SETTLE / 2);
+        d.closed(p("b.py"), t0 + SETTLE / 2);
+        assert_eq!(d.poll(t0 + SETTLE), None);
+        assert_eq!(
+            d.poll(t0 + SETTLE / 2 + SETTLE),
+            Some(vec![p("a.py"), p("b.py")])
+        );
+        // A rename into place is as complete as a close.
+        d.finished(p("c.py"), t0 + ms(10));
+        assert_eq!(d.deadline(), Some(t0 + ms(10) + SETTLE));
+    }
+
+    #[test]
+    fn an_event_that_may_announce_more_restores_the_quiet_window() {
+        let t0 = Instant::now();
+        let mut d = Debouncer::new(QUIET, MAX_WAIT);
+        d.closed(p("a.py"), t0);
+        // A file moved aside or created: its new content is yet to come.
+        d.push(p("b.py"), t0 + ms(1));
+        assert_eq!(d.deadline(), Some(t0 + ms(1) + QUIET));
+        // A file still being written holds the batch even after another one closed.
+        d.written(p("c.py"), t0 + ms(2));
+        d.closed(p("a.py"), t0 + ms(3));
+        assert_eq!(d.poll(t0 + ms(60)), None);
     }
 
     #[test]

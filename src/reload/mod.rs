@@ -8,4 +8,5 @@ pub mod filter;
 pub mod gate;
 pub mod graph;
 pub mod static_imports;
+pub mod watchdog;
 pub mod watcher;

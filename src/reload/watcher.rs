@@ -11,7 +11,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use notify::event::{AccessKind, AccessMode, ModifyKind};
+use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 
 use super::content_hash::{Change, ContentHashes};
@@ -185,30 +185,36 @@ impl Loop {
             return;
         }
         // Reads (including this watcher's own hash checks) change nothing; reacting to them
-        // would loop.
-        if matches!(event.kind, EventKind::Access(kind) if kind != AccessKind::Close(AccessMode::Write))
-        {
-            return;
+        // would loop. Nor do metadata changes (a touch): reacting to one would read the file
+        // while a writer may be about to truncate it, and remember that half-written state.
+        match event.kind {
+            EventKind::Access(kind) if kind != AccessKind::Close(AccessMode::Write) => return,
+            EventKind::Modify(ModifyKind::Metadata(_)) => return,
+            _ => {}
         }
         // All paths, so that a rename reports both its source (a file gone, or a temp file the
         // filter drops) and its destination (the file an editor's safe-write replaced).
-        let closed = matches!(
-            event.kind,
-            EventKind::Access(AccessKind::Close(AccessMode::Write))
-        );
-        let written = matches!(
-            event.kind,
-            EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any)
-        );
-        for path in event.paths {
-            if self.is_candidate(&path) {
-                if written {
+        let last = event.paths.len().saturating_sub(1);
+        for (index, path) in event.paths.into_iter().enumerate() {
+            if !self.is_candidate(&path) {
+                continue;
+            }
+            match event.kind {
+                EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any) => {
                     self.debouncer.written(path, now);
-                } else if closed {
-                    self.debouncer.closed(path, now);
-                } else {
-                    self.debouncer.push(path, now);
                 }
+                EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
+                    self.debouncer.closed(path, now);
+                }
+                // The destination of a rename is a complete file: editors' safe-writes put it
+                // there in one step.
+                EventKind::Modify(ModifyKind::Name(RenameMode::To)) => {
+                    self.debouncer.finished(path, now);
+                }
+                EventKind::Modify(ModifyKind::Name(RenameMode::Both)) if index == last => {
+                    self.debouncer.finished(path, now);
+                }
+                _ => self.debouncer.push(path, now),
             }
         }
     }

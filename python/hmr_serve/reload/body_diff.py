@@ -30,8 +30,10 @@ class Shape:
 
 
 def shape(tree: ast.Module) -> Shape:
+    """The tree is left as it was (bodies are set aside only while the skeleton is dumped)."""
     bodies: dict[tuple[str, int], str] = {}
     seen: dict[str, int] = {}
+    stripped: list[tuple[ast.FunctionDef | ast.AsyncFunctionDef, list[ast.stmt]]] = []
 
     def strip(stmts: list[ast.stmt], prefix: str) -> None:
         for stmt in stmts:
@@ -40,6 +42,7 @@ def shape(tree: ast.Module) -> Shape:
                 index = seen.get(qualname, 0)
                 seen[qualname] = index + 1
                 bodies[(qualname, index)] = ast.dump(ast.Module(stmt.body, []))
+                stripped.append((stmt, stmt.body))
                 stmt.body = _docstring(stmt.body) or [ast.Pass()]
             elif isinstance(stmt, ast.ClassDef):
                 strip(stmt.body, f"{prefix}{stmt.name}.")
@@ -55,7 +58,10 @@ def shape(tree: ast.Module) -> Shape:
                                 strip(item.body, prefix)
 
     strip(tree.body, "")
-    return Shape(ast.dump(tree), bodies)
+    skeleton = ast.dump(tree)
+    for stmt, body in stripped:
+        stmt.body = body
+    return Shape(skeleton, bodies)
 
 
 @dataclass

@@ -161,17 +161,36 @@ def _safe_getattr(value: Any, attr: str) -> Any:
 
 # -- analysis ----------------------------------------------------------------------------------
 
-# Per module: the source its Uses were computed from, and them.
-_uses_cache: dict[str, tuple[bytes, body_diff.Uses]] = {}
+
+@dataclass
+class _Analysis:
+    """What the cutoff knows of one version of a module's source, each part computed when
+    first needed. The version an edit produces is the one the next edit is compared with."""
+
+    source: bytes
+    shape: body_diff.Shape | None = None
+    uses: body_diff.Uses | None = None
+    codes: dict[tuple[str, int], types.CodeType] | None = None
+
+
+# Per module: the analysis of the latest source looked at.
+_analyses: dict[str, _Analysis] = {}
+
+
+def _analysis(name: str, source: bytes) -> _Analysis:
+    cached = _analyses.get(name)
+    if cached is not None and cached.source == source:
+        return cached
+    analysis = _Analysis(source)
+    _analyses[name] = analysis
+    return analysis
 
 
 def _uses(name: str, source: bytes, path: str) -> body_diff.Uses:
-    cached = _uses_cache.get(name)
-    if cached is not None and cached[0] == source:
-        return cached[1]
-    result = body_diff.uses(ast.parse(source, path))
-    _uses_cache[name] = (source, result)
-    return result
+    analysis = _analysis(name, source)
+    if analysis.uses is None:
+        analysis.uses = body_diff.uses(ast.parse(source, path))
+    return analysis.uses
 
 
 def _source_of(engine: Any, module: types.ModuleType) -> tuple[str, bytes]:
@@ -256,15 +275,20 @@ def _plan(engine: Any, changed: list[str], called_at_start: frozenset[str]) -> P
         try:
             with open(path, "rb") as file:
                 new_source = file.read()
-            old_tree = ast.parse(old_source, path)
             new_tree = ast.parse(new_source, path)  # a syntax error: the normal reload reports it
-            new_uses = body_diff.uses(new_tree)
-            old_shape, new_shape = body_diff.shape(old_tree), body_diff.shape(new_tree)
+            old = _analysis(name, old_source)
+            if old.shape is None:
+                old.shape = body_diff.shape(ast.parse(old_source, path))
+            new = _analysis(name, new_source)  # kept: the next edit is compared with it
+            if new.shape is None:
+                new.shape = body_diff.shape(new_tree)
         except (OSError, SyntaxError, ValueError) as exc:
             raise _Fallback(f"{name}: {exc}") from exc
+        old_shape, new_shape = old.shape, new.shape
         if old_shape.skeleton != new_shape.skeleton:
             raise _Fallback(f"{name}: more than function bodies changed")
-        _uses_cache[name] = (new_source, new_uses)
+        if new.uses is None:
+            new.uses = body_diff.uses(new_tree)
         new_sources[name] = new_source
         qualnames |= {
             qualname
@@ -272,8 +296,12 @@ def _plan(engine: Any, changed: list[str], called_at_start: frozenset[str]) -> P
             if old_shape.bodies.get(key) != body
             for qualname in [key[0]]
         }
-        old_codes = _qualnames(compile(old_source, path, "exec", dont_inherit=True))
-        new_codes = _qualnames(compile(new_source, path, "exec", dont_inherit=True))
+        old_codes = old.codes
+        if old_codes is None:
+            old_codes = _qualnames(compile(old_source, path, "exec", dont_inherit=True))
+        new_codes = new.codes
+        if new_codes is None:
+            new_codes = new.codes = _qualnames(compile(new_tree, path, "exec", dont_inherit=True))
         if old_codes.keys() != new_codes.keys():
             raise _Fallback(f"{name}: the functions do not line up")
         live = _live_functions(module, name)
@@ -302,7 +330,7 @@ def _plan(engine: Any, changed: list[str], called_at_start: frozenset[str]) -> P
             if module is None:
                 continue
             if member in new_sources:
-                everyone.append(_uses_cache[member][1])
+                everyone.append(_uses(member, new_sources[member], ""))
                 continue
             path, source = _source_of(engine, module)
             everyone.append(_uses(member, source, path))

@@ -19,8 +19,7 @@ from hmr_serve import browser, integrations
 from hmr_serve.asgi import resolve
 from hmr_serve.loading import resolve_attribute, split_import_string, user_traceback
 from hmr_serve.logs import error_location, logger
-from hmr_serve.reload import cutoff, executor
-from hmr_serve.reload.time_limit import ReloadTimeout
+from hmr_serve.reload import cutoff, executor, time_limit
 from hmr_serve.reload.tracker import ImportTracker
 
 #: A module that sets this to True at top level is never hot-reloaded: the server restarts.
@@ -69,6 +68,8 @@ class Reloader:
         self.drain_timeout = drain_timeout
         self.restart = restart  # None: this process can only hot-reload
         self.timeout = timeout  # seconds the modules of one reload may run (0: no limit)
+        if timeout > 0:
+            time_limit.prepare()
         self._pending: dict[str, str] = {}
         self._retry: set[str] = set()  # modules of a failed reload, retried with the next save
         self._task: asyncio.Task[None] | None = None
@@ -210,8 +211,7 @@ class Reloader:
         browser.reloaded()
         if new_threads:
             self._warn_threads(new_threads)
-        # The static pass re-parses only the edited files; off the loop, off the GIL.
-        await self.loop.run_in_executor(None, self.engine.scan)
+        await self._scan(batch, changed)
 
     async def _patch_in_place(
         self, changed: list[str], batch: dict[str, str], active: list[Any], started: float
@@ -239,8 +239,14 @@ class Reloader:
         files = ", ".join(sorted(os.path.relpath(p) for p in batch))
         elapsed = (time.perf_counter() - started) * 1000
         logger.info("%s", cutoff.describe(patch, files, elapsed, held))
-        await self.loop.run_in_executor(None, self.engine.scan)  # lazy imports may have changed
+        await self._scan(batch, changed)  # lazy imports may have changed
         return True
+
+    async def _scan(self, batch: dict[str, str], changed: list[str]) -> None:
+        """The static pass over the edited files (a retried module's among them) and modules new
+        since the last pass; off the loop and the GIL."""
+        paths = list(batch) + [p for name in changed if (p := _module_path(name)) is not None]
+        await self.loop.run_in_executor(None, self.engine.scan, paths)
 
     def _marked_for_restart(self, order: list[str], changed: list[str]) -> list[str]:
         marked = []
@@ -283,7 +289,7 @@ class Reloader:
     def _report(self, failure: executor.ReloadFailed) -> None:
         where = f" ({os.path.relpath(failure.path)})" if failure.path else ""
         error = failure.error
-        if isinstance(error, ReloadTimeout):
+        if isinstance(error, time_limit.ReloadTimeout):
             module, at = failure.module, ""
             for frame, lineno in traceback.walk_tb(error.__traceback__):
                 name = frame.f_globals.get("__name__", "")
