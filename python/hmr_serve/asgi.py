@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+from collections.abc import Coroutine
 from typing import Any
 
 from hmr_serve.error_pages import ErrorPages
@@ -21,7 +22,7 @@ def resolve(future: asyncio.Future[Any], result: Any, error: BaseException | Non
 
 
 class Dispatcher:
-    """Rust calls `dispatch` (through `call_soon_threadsafe`) once per request."""
+    """Rust calls `dispatch` on the loop thread once per request."""
 
     def __init__(
         self,
@@ -33,18 +34,37 @@ class Dispatcher:
         self._fresh_context = fresh_context  # --reset-contextvars
         self._error_pages = error_pages
         # asyncio keeps only weak references to tasks: hold them until they finish.
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def fresh_context(self) -> bool:
+        return self._fresh_context
 
     def dispatch(self, app: Any, scope: dict[str, Any], protocol: Any) -> None:
-        if self._error_pages is not None and scope["type"] == "http":
-            run = _run_with_error_page(app, scope, protocol, self._error_pages)
-        else:
-            run = _run(app, scope, protocol)
+        run = self._app_call(app, scope, protocol)
         if self._fresh_context:
             # The task copies the context current at creation: an empty one here.
             task = contextvars.Context().run(self._loop.create_task, run)
         else:
             task = self._loop.create_task(run)
+        self._track(task)
+
+    async def run(self, app: Any, scope: dict[str, Any], protocol: Any) -> None:
+        """The same as a coroutine, for a bridge that schedules it itself (the
+        pyo3-async-runtimes one, a Cargo feature)."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._track(task)
+        await self._app_call(app, scope, protocol)
+
+    def _app_call(
+        self, app: Any, scope: dict[str, Any], protocol: Any
+    ) -> Coroutine[Any, Any, None]:
+        if self._error_pages is not None and scope["type"] == "http":
+            return _run_with_error_page(app, scope, protocol, self._error_pages)
+        return _run(app, scope, protocol)
+
+    def _track(self, task: asyncio.Task[Any]) -> None:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -9,22 +9,23 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use bytes::Bytes;
 use pyo3::prelude::*;
 
+use super::messages::HttpReply;
+#[cfg(not(feature = "asgi-bridge-async-runtimes"))]
 use super::protocol::PendingRequest;
 use super::websocket::PendingWebSocket;
 use super::ws_protocol::Delivery;
 
 /// The value an asyncio future waiting on the network is completed with.
 pub enum Completion {
-    Request { body: Bytes, more_body: bool },
-    Disconnect,
-    Nothing,
+    Http(HttpReply),
     WebSocket(Box<Delivery>),
 }
 
 pub enum Job {
+    /// With the pyo3-async-runtimes bridge, tokio threads start HTTP requests themselves.
+    #[cfg(not(feature = "asgi-bridge-async-runtimes"))]
     Dispatch(Box<PendingRequest>),
     WebSocket(Box<PendingWebSocket>),
     Resolve(Py<PyAny>, Completion),

@@ -1,8 +1,32 @@
 //! The ASGI messages the server sends to the app.
 
+use bytes::Bytes;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
+
+/// What an HTTP `receive` or `send` that had to wait for the network completes with.
+pub enum HttpReply {
+    Request {
+        body: Bytes,
+        more_body: bool,
+    },
+    Disconnect,
+    /// `send` found room for its chunk.
+    Nothing,
+}
+
+impl HttpReply {
+    pub fn into_value(self, py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+        Ok(match self {
+            HttpReply::Request { body, more_body } => {
+                http_request(py, &body, more_body)?.into_any()
+            }
+            HttpReply::Disconnect => http_disconnect(py)?.into_any(),
+            HttpReply::Nothing => py.None().into_bound(py),
+        })
+    }
+}
 
 pub fn http_request<'py>(
     py: Python<'py>,

@@ -2,6 +2,8 @@
 //! to the asyncio loop running on the Python thread; WebSockets in `websocket` (handshake),
 //! `ws_protocol` (receive/send) and `ws_session` (the socket). Lifespan runs in Python (`hmr_serve.lifespan`).
 
+#[cfg(feature = "asgi-bridge-async-runtimes")]
+mod async_runtimes;
 mod awaitable;
 mod jobs;
 mod messages;

@@ -1,8 +1,9 @@
 //! `receive` and `send` for one ASGI `http` request.
 //!
 //! Both run on the asyncio thread. What can be answered at once is answered with a completed
-//! awaitable; what has to wait for the network becomes an asyncio future that a tokio task
-//! completes through `loop.call_soon_threadsafe`.
+//! awaitable (`AsgiBridge::ready`); what has to wait for the network becomes a future that a
+//! tokio task completes (`AsgiBridge::later`). Which kind of awaitable and future depends on the
+//! bridge: the custom one (`serve.rs`) or pyo3-async-runtimes (`async_runtimes.rs`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,10 +18,8 @@ use pyo3::types::{PyByteArray, PyBytes, PyString};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Mutex as AsyncMutex, mpsc, oneshot};
 
-use super::awaitable::Ready;
-use super::jobs::Completion;
-use super::messages;
-use super::serve::{AsgiBridge, resolve_later};
+use super::messages::{self, HttpReply};
+use super::serve::AsgiBridge;
 use crate::server::conn_info::ConnInfo;
 use crate::server::disconnect::Disconnect;
 use crate::server::request_body::RequestBody;
@@ -141,56 +140,48 @@ impl HttpProtocol {
                 if let Some(data) = body.take_buffered() {
                     self.body_done.store(true, Ordering::Release);
                     let message = messages::http_request(py, &data, false)?;
-                    return Ready::awaitable(py, Some(message.into_any().unbind()));
+                    return self.bridge.ready(py, Some(message.into_any().unbind()));
                 }
             }
-            let future = self.bridge.create_future(py)?;
-            let result = future.clone_ref(py);
             let body = self.body.clone();
             let body_done = self.body_done.clone();
-            let bridge = self.bridge.clone();
-            self.bridge.runtime.spawn(async move {
+            return self.bridge.later(py, async move {
                 let mut body = body.lock().await;
                 let chunk = body.next_chunk().await;
                 let more_body = !body.is_end();
                 drop(body);
-                let completion = match chunk {
-                    Ok(Some(data)) => Completion::Request {
+                let reply = match chunk {
+                    Ok(Some(data)) => HttpReply::Request {
                         body: data,
                         more_body,
                     },
-                    Ok(None) => Completion::Request {
+                    Ok(None) => HttpReply::Request {
                         body: Bytes::new(),
                         more_body: false,
                     },
-                    Err(_) => Completion::Disconnect,
+                    Err(_) => HttpReply::Disconnect,
                 };
                 if !matches!(
-                    completion,
-                    Completion::Request {
+                    reply,
+                    HttpReply::Request {
                         more_body: true,
                         ..
                     }
                 ) {
                     body_done.store(true, Ordering::Release);
                 }
-                resolve_later(&bridge, future, completion);
+                reply
             });
-            return Ok(result);
         }
         if self.disconnect.is_gone() {
             let message = messages::http_disconnect(py)?;
-            return Ready::awaitable(py, Some(message.into_any().unbind()));
+            return self.bridge.ready(py, Some(message.into_any().unbind()));
         }
-        let future = self.bridge.create_future(py)?;
-        let result = future.clone_ref(py);
         let disconnect = self.disconnect.clone();
-        let bridge = self.bridge.clone();
-        self.bridge.runtime.spawn(async move {
+        self.bridge.later(py, async move {
             disconnect.wait().await;
-            resolve_later(&bridge, future, Completion::Disconnect);
-        });
-        Ok(result)
+            HttpReply::Disconnect
+        })
     }
 
     fn send(&self, py: Python<'_>, message: Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
@@ -206,7 +197,7 @@ impl HttpProtocol {
                 match std::mem::replace(&mut *state, ResponseState::Done) {
                     ResponseState::Pending(head_tx) => {
                         *state = ResponseState::Started(head_tx, status, headers);
-                        Ready::awaitable(py, None)
+                        self.bridge.ready(py, None)
                     }
                     other => {
                         *state = other;
@@ -224,7 +215,7 @@ impl HttpProtocol {
                 };
                 self.send_body(py, body, more_body)
             }
-            "http.response.trailers" => Ready::awaitable(py, None),
+            "http.response.trailers" => self.bridge.ready(py, None),
             other => Err(PyRuntimeError::new_err(format!(
                 "Unexpected ASGI message '{other}' sent for an http connection."
             ))),
@@ -274,7 +265,7 @@ impl HttpProtocol {
                     headers,
                     body: source,
                 });
-                Ready::awaitable(py, None)
+                self.bridge.ready(py, None)
             }
             ResponseState::Streaming(tx) => {
                 if more_body {
@@ -282,22 +273,15 @@ impl HttpProtocol {
                 }
                 drop(state);
                 if body.is_empty() {
-                    return Ready::awaitable(py, None);
+                    return self.bridge.ready(py, None);
                 }
                 match tx.try_send(Ok(body)) {
                     // A closed channel means the client left; the app learns it from `receive`.
-                    Ok(()) | Err(TrySendError::Closed(_)) => Ready::awaitable(py, None),
-                    Err(TrySendError::Full(chunk)) => {
-                        let future = self.bridge.create_future(py)?;
-                        let result = future.clone_ref(py);
-                        let bridge = self.bridge.clone();
-                        self.bridge.runtime.spawn(async move {
-                            let _ = tx.send(chunk).await;
-                            drop(tx);
-                            resolve_later(&bridge, future, Completion::Nothing);
-                        });
-                        Ok(result)
-                    }
+                    Ok(()) | Err(TrySendError::Closed(_)) => self.bridge.ready(py, None),
+                    Err(TrySendError::Full(chunk)) => self.bridge.later(py, async move {
+                        let _ = tx.send(chunk).await;
+                        HttpReply::Nothing
+                    }),
                 }
             }
             ResponseState::Pending(head_tx) => {
@@ -308,7 +292,7 @@ impl HttpProtocol {
             }
             ResponseState::Done => {
                 if self.disconnect.is_gone() {
-                    Ready::awaitable(py, None)
+                    self.bridge.ready(py, None)
                 } else {
                     Err(PyRuntimeError::new_err(
                         "Unexpected ASGI message 'http.response.body' sent, after response already completed.",

@@ -9,8 +9,11 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use tokio::sync::oneshot;
 
+#[cfg(not(feature = "asgi-bridge-async-runtimes"))]
+use super::awaitable::Ready;
 use super::jobs::{Completion, Job, JobQueue};
-use super::messages;
+#[cfg(not(feature = "asgi-bridge-async-runtimes"))]
+use super::messages::HttpReply;
 use super::protocol::{HttpProtocol, PendingRequest};
 use super::scope;
 use super::websocket::{self, Upgrade};
@@ -37,6 +40,8 @@ pub struct AsgiBridge {
     pub(super) ws: Option<WsConfig>,
     /// Turns true when the server stops: open WebSockets close with 1012.
     pub(super) shutdown: tokio::sync::watch::Receiver<bool>,
+    #[cfg(feature = "asgi-bridge-async-runtimes")]
+    pub(super) async_runtimes: super::async_runtimes::AsyncRuntimes,
 }
 
 /// Registered with `loop.add_reader` on the job queue's eventfd.
@@ -66,6 +71,8 @@ impl AsgiBridge {
     ) -> PyResult<Arc<Self>> {
         let jobs = JobQueue::new()?;
         let bridge = Arc::new(Self {
+            #[cfg(feature = "asgi-bridge-async-runtimes")]
+            async_runtimes: super::async_runtimes::AsyncRuntimes::new(event_loop, &dispatch)?,
             create_future: event_loop.getattr("create_future")?.unbind(),
             dispatch,
             resolve,
@@ -90,6 +97,7 @@ impl AsgiBridge {
     fn run_jobs(self: &Arc<Self>, py: Python<'_>) {
         for job in self.jobs.take() {
             let result = match job {
+                #[cfg(not(feature = "asgi-bridge-async-runtimes"))]
                 Job::Dispatch(request) => self.start_app(py, *request),
                 Job::WebSocket(pending) => websocket::start_app(self, py, *pending),
                 Job::Resolve(future, completion) => self.complete(py, future, completion),
@@ -100,7 +108,21 @@ impl AsgiBridge {
         }
     }
 
+    #[cfg(not(feature = "asgi-bridge-async-runtimes"))]
     fn start_app(self: &Arc<Self>, py: Python<'_>, request: PendingRequest) -> PyResult<()> {
+        let (scope, protocol) = self.scope_and_protocol(py, request)?;
+        self.dispatch
+            .call1(py, (self.app.get(py), scope, protocol))?;
+        Ok(())
+    }
+
+    /// The `http` scope and the receive/send pair of one request; a scope that cannot be built
+    /// answers the request with a 500.
+    pub(super) fn scope_and_protocol<'py>(
+        self: &Arc<Self>,
+        py: Python<'py>,
+        request: PendingRequest,
+    ) -> PyResult<(Bound<'py, PyDict>, Bound<'py, HttpProtocol>)> {
         let state = self.state.as_ref().map(|s| s.bind(py));
         let scope = match scope::build(py, &request.parts, &request.conn, &self.root_path, state) {
             Ok(scope) => scope,
@@ -109,19 +131,13 @@ impl AsgiBridge {
                 return Err(err);
             }
         };
-        let protocol = Py::new(py, HttpProtocol::new(self.clone(), request))?;
-        self.dispatch
-            .call1(py, (self.app.get(py), scope, protocol))?;
-        Ok(())
+        let protocol = Bound::new(py, HttpProtocol::new(self.clone(), request))?;
+        Ok((scope, protocol))
     }
 
     fn complete(&self, py: Python<'_>, future: Py<PyAny>, completion: Completion) -> PyResult<()> {
         let value = match completion {
-            Completion::Request { body, more_body } => {
-                messages::http_request(py, &body, more_body)?.into_any()
-            }
-            Completion::Disconnect => messages::http_disconnect(py)?.into_any(),
-            Completion::Nothing => py.None().into_bound(py),
+            Completion::Http(reply) => reply.into_value(py)?,
             Completion::WebSocket(delivery) => return delivery.complete(py, &self.resolve, future),
         };
         self.resolve.call1(py, (future, value, py.None()))?;
@@ -156,11 +172,41 @@ impl AsgiBridge {
             disconnect,
             head_tx,
         };
-        self.jobs.push(Job::Dispatch(Box::new(request)));
+        self.hand_over(request);
         match head_rx.await {
             Ok(head) => head.into_response(Some(guard)),
             Err(_) => response::internal_error(),
         }
+    }
+}
+
+/// The custom bridge: the loop thread starts the request, and what `receive`/`send` cannot
+/// answer at once is an asyncio future completed through the job queue.
+#[cfg(not(feature = "asgi-bridge-async-runtimes"))]
+impl AsgiBridge {
+    fn hand_over(&self, request: PendingRequest) {
+        self.jobs.push(Job::Dispatch(Box::new(request)));
+    }
+
+    /// An awaitable that is already done.
+    pub(super) fn ready(&self, py: Python<'_>, value: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
+        Ready::awaitable(py, value)
+    }
+
+    /// A future completed with what `work` produces.
+    pub(super) fn later(
+        self: &Arc<Self>,
+        py: Python<'_>,
+        work: impl Future<Output = HttpReply> + Send + 'static,
+    ) -> PyResult<Py<PyAny>> {
+        let future = self.create_future(py)?;
+        let result = future.clone_ref(py);
+        let bridge = self.clone();
+        self.runtime.spawn(async move {
+            let reply = work.await;
+            resolve_later(&bridge, future, Completion::Http(reply));
+        });
+        Ok(result)
     }
 }
 

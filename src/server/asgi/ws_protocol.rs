@@ -22,6 +22,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::awaitable::Ready;
 use super::jobs::Completion;
 use super::messages;
+use super::messages::HttpReply;
 use super::protocol::{body_bytes, optional_item, parse_headers};
 use super::serve::{AsgiBridge, resolve_later};
 use super::websocket::{Handshake, PendingWebSocket};
@@ -141,7 +142,7 @@ impl WebSocketProtocol {
                 self.bridge.runtime.spawn(async move {
                     // A session that ended meanwhile: the app's next send raises.
                     let _ = outbox.send(item).await;
-                    resolve_later(&bridge, future, Completion::Nothing);
+                    resolve_later(&bridge, future, Completion::Http(HttpReply::Nothing));
                 });
                 Ok(result)
             }
