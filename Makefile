@@ -42,11 +42,12 @@ PYENV_VERSIONS ?= $(HOME)/.pyenv/versions
 OTHER_PYTHONS ?= 3.10 3.12 3.13
 WHEEL_DIR := target/abi3-wheel
 # What differs between versions: the import system, code objects and class internals (reload,
-# cutoff, identity), the server bridges, the frameworks, tomllib, tracebacks and argparse. About
+# cutoff, identity), the server bridges, the frameworks (whose newest release differs by version:
+# SQLAlchemy 2.0 on 3.10, Django 6 from 3.12), tomllib, tracebacks and argparse. About
 # five minutes per version on a loaded 2-core machine; test-python runs everything on .venv.
 VERSION_TESTS ?= $(addprefix tests/test_,$(addsuffix .py,reload reload_hard_cases reload_order \
 	reload_storms reload_frameworks identity cutoff asgi_raw wsgi_raw fastapi starlette flask \
-	flask_reload django config_sources overlay cli))
+	flask_reload django sqlalchemy_reload config_sources overlay cli))
 
 wheel: $(VENV)/.deps
 	rm -rf $(WHEEL_DIR)
