@@ -393,3 +393,54 @@ def test_syntax_error_rolls_back_then_a_body_edit_patches(session):
     assert PATCHED in line, line
     assert settle(session.root, session.server)["/hello"] == {"greet": "hey x"}
     assert executions(session.root) == ran
+
+
+# -- PEP 695 generics (3.12+): `def f[T]` / `class C[T]` are built inside a hidden function ------
+
+GENERIC_APP = """
+    import json
+
+    from generic import Box, first
+
+
+    async def app(scope, receive, send):
+        body = json.dumps({"first": first(["a", "b"]), "box": Box().get()}).encode()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+"""
+
+GENERIC = """
+    def first[T](items: list[T]) -> T:
+        return items[0]
+
+
+    class Box[T]:
+        def get(self) -> str:
+            return "box1"
+"""
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="PEP 695 syntax is Python 3.12+")
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("return items[0]", "return items[-1]", {"first": "b", "box": "box1"}),
+        ('return "box1"', 'return "box2"', {"first": "a", "box": "box2"}),
+    ],
+    ids=["generic-function", "generic-class-method"],
+)
+def test_generic_definition_body_edit_is_applied(tmp_path, start_server, old, new, expected):
+    write(tmp_path, "app.py", GENERIC_APP)
+    write(tmp_path, "generic.py", GENERIC)
+    server = start_server(
+        "app:app", "--port", "0", "--lifespan", "off", "--no-access-log", cwd=tmp_path
+    )
+    with server.client() as client:
+        assert client.get("/").json() == {"first": "a", "box": "box1"}
+        before = server.count_lines(r"reloaded \d+ modules?")
+        text = (tmp_path / "generic.py").read_text()
+        (tmp_path / "generic.py").write_text(text.replace(old, new))
+        line = server.wait_for_line(r"reloaded \d+ modules? .*after changes to generic\.py", 20)
+        assert server.count_lines(r"reloaded \d+ modules?") == before + 1
+        assert PATCHED in line, line
+        assert client.get("/").json() == expected, server.output

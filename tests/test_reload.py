@@ -205,21 +205,35 @@ def test_lazily_imported_module_reloads(session):
     assert settle(root, server)["lazy"] == "lazy3"
 
 
+def _edit_cycle_b_and_wait_for_its_reload(root: Path, server: Server, value: str) -> int:
+    """Saves a real edit of pkg/cycle_b.py; once it is served and its reload line is logged,
+    returns the index of that line."""
+    start = len(server.lines)
+    write(root, "pkg/cycle_b.py", f'import pkg.cycle_a\n\nB = "{value}"\n')
+    settle(root, server)
+    deadline = time.monotonic() + 10
+    while True:
+        with server._cond:
+            for index in range(start, len(server.lines)):
+                if "after changes to pkg/cycle_b.py" in server.lines[index]:
+                    return index
+        assert time.monotonic() < deadline, f"no reload line for pkg/cycle_b.py\n{server.output}"
+        time.sleep(0.02)
+
+
 def test_touch_and_identical_save_do_not_reload(session):
     root, server, _ = session
-    # The previous test's reload logs its line just after its gate opened: let it land first.
-    count = reloads(server)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        time.sleep(0.2)
-        if reloads(server) == count:
-            break
-        count = reloads(server)
+    # Reloads run and are logged one after another: once the real edit after the touch has its
+    # line, a reload the touch or the identical save caused would have been logged before it (or
+    # named in the same line); the edit before it makes earlier tests' reload lines land first.
+    first = _edit_cycle_b_and_wait_for_its_reload(root, server, "b-before-touch")
     path = root / "pkg" / "lazy.py"
     os.utime(path)
     path.write_text(path.read_text())
-    time.sleep(0.5)
-    assert reloads(server) == count
+    last = _edit_cycle_b_and_wait_for_its_reload(root, server, "b-after-touch")
+    with server._cond:
+        between = server.lines[first + 1 : last + 1]
+    assert [line for line in between if "pkg/lazy.py" in line] == [], server.output
 
 
 def test_deleted_name_is_gone_as_in_a_fresh_process(session):

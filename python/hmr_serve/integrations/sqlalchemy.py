@@ -193,8 +193,10 @@ class SQLAlchemyIntegration(Integration):
         holds it (the old code, until the reload commits or rolls back)."""
         cls = manager.class_
         del registry._managers[manager]
-        registry._declare_first_classes.pop(cls, None)
-        registry._declare_last_classes.pop(cls, None)
+        # SQLAlchemy 2.1 lists classes with `__declare_first__`/`__declare_last__` on the
+        # registry; 2.0 (the newest on Python 3.10) has no such list.
+        for hooked in ("_declare_first_classes", "_declare_last_classes"):
+            getattr(registry, hooked, {}).pop(cls, None)
         registry._dispose_cls(cls)  # out of the string lookup `relationship("User")` uses
 
     def after_execute(self, modules: list[str], succeeded: bool) -> None:
@@ -220,10 +222,11 @@ class SQLAlchemyIntegration(Integration):
                     self._unmap(registry, manager)
         from sqlalchemy.orm import clsregistry
 
+        add_class = getattr(clsregistry, "_add_class", None) or clsregistry.add_class  # 2.1 / 2.0
         for registry, manager in removed:
             registry._managers[manager] = True
             cls = manager.class_
-            clsregistry._add_class(cls.__name__, cls, registry._class_registry)
+            add_class(cls.__name__, cls, registry._class_registry)
         for metadata, tables, fk_memos in metadata_state:
             dict.clear(metadata.tables)
             for key, table in tables.items():

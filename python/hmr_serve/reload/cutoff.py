@@ -89,6 +89,11 @@ def _qualnames(code: types.CodeType) -> dict[tuple[str, int], types.CodeType]:
     def walk(parent: types.CodeType, prefix: str) -> None:
         consts = [c for c in parent.co_consts if isinstance(c, types.CodeType)]
         for const in sorted(consts, key=lambda c: c.co_firstlineno):
+            if const.co_name.startswith("<generic parameters of "):
+                # 3.12+ (PEP 695): `def f[T]` and `class C[T]` are made inside a hidden
+                # function that binds the type parameters; the definition is one level down.
+                walk(const, prefix)
+                continue
             if const.co_name.startswith("<"):
                 continue  # lambdas, comprehensions: part of the module-level shape
             qualname = prefix + const.co_name
@@ -290,12 +295,10 @@ def _plan(engine: Any, changed: list[str], called_at_start: frozenset[str]) -> P
         if new.uses is None:
             new.uses = body_diff.uses(new_tree)
         new_sources[name] = new_source
-        qualnames |= {
-            qualname
-            for key, body in new_shape.bodies.items()
-            if old_shape.bodies.get(key) != body
-            for qualname in [key[0]]
+        bodies_changed = {
+            key for key, body in new_shape.bodies.items() if old_shape.bodies.get(key) != body
         }
+        qualnames |= {qualname for qualname, _ in bodies_changed}
         old_codes = old.codes
         if old_codes is None:
             old_codes = _qualnames(compile(old_source, path, "exec", dont_inherit=True))
@@ -304,6 +307,9 @@ def _plan(engine: Any, changed: list[str], called_at_start: frozenset[str]) -> P
             new_codes = new.codes = _qualnames(compile(new_tree, path, "exec", dont_inherit=True))
         if old_codes.keys() != new_codes.keys():
             raise _Fallback(f"{name}: the functions do not line up")
+        unseen = bodies_changed - new_codes.keys()
+        if unseen:  # a changed body whose code object this walk cannot find is never patched
+            raise _Fallback(f"{name}: no code object found for {sorted(unseen)[0][0]}")
         live = _live_functions(module, name)
         for key, new_code in new_codes.items():
             old_code = old_codes[key]
