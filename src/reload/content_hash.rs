@@ -20,6 +20,9 @@ pub struct Change {
     pub kind: ChangeKind,
 }
 
+/// Stands for "some content, not known": a real file's hash matches it with odds of 2^-64.
+const UNKNOWN: u64 = 0x5eed_0fab_5e17_c3a1;
+
 /// Shared between threads: clones share one memory. Paths are taken as given (never
 /// canonicalized), so callers must pass the same absolute spelling everywhere.
 #[derive(Clone, Default)]
@@ -40,6 +43,12 @@ impl ContentHashes {
     /// disk by the time it is read again.
     pub fn seed_bytes(&self, path: &Path, bytes: &[u8]) {
         self.lock().insert(path.to_owned(), hash(bytes));
+    }
+
+    /// Remembers `path` with a content no file has: its next check reports it modified (or
+    /// deleted), for a file whose content at some moment is not known.
+    pub fn seed_unknown(&self, path: &Path) {
+        self.lock().insert(path.to_owned(), UNKNOWN);
     }
 
     /// Reads the file now and updates the memory. Some(Modified) if the content differs from the
@@ -122,6 +131,19 @@ mod tests {
         let hashes = ContentHashes::default();
         assert_eq!(hashes.check(&file), Some(ChangeKind::Modified));
         assert_eq!(hashes.check(&file), None);
+    }
+
+    #[test]
+    fn content_seeded_as_unknown_is_modified_or_deleted_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.py");
+        fs::write(&file, "x = 1\n").unwrap();
+        let hashes = ContentHashes::default();
+        hashes.seed_unknown(&file);
+        assert_eq!(hashes.check(&file), Some(ChangeKind::Modified));
+        hashes.seed_unknown(&file);
+        fs::remove_file(&file).unwrap();
+        assert_eq!(hashes.check(&file), Some(ChangeKind::Deleted));
     }
 
     #[test]

@@ -29,6 +29,20 @@ pub struct ReloadEngine {
     watcher: Mutex<Option<Watcher>>,
 }
 
+/// File times come from the kernel's coarse clock, up to a tick (10 ms at HZ=100) behind the
+/// real time of the write: a margin of two ticks.
+const MTIME_SLACK: f64 = 0.02;
+
+/// Whether `path` may have been written at or after `at` (seconds since the epoch).
+fn written_since(path: &std::path::Path, at: f64) -> bool {
+    let Ok(modified) = std::fs::metadata(path).and_then(|m| m.modified()) else {
+        return false; // gone or unreadable: the watcher reports what happens next
+    };
+    modified
+        .duration_since(std::time::UNIX_EPOCH)
+        .is_ok_and(|mtime| mtime.as_secs_f64() >= at - MTIME_SLACK)
+}
+
 fn source_hash(bytes: &[u8]) -> u64 {
     let mut hasher = DefaultHasher::new();
     bytes.hash(&mut hasher);
@@ -62,11 +76,26 @@ impl ReloadEngine {
         self.graph().len()
     }
 
-    /// A first-party module finished importing. Returns true the first time.
-    fn add_module(&self, name: &str, path: PathBuf, is_package: bool) -> bool {
+    /// A first-party module finished importing (it started at `started_at`, seconds since the
+    /// epoch). Returns true the first time.
+    ///
+    /// The file is read now, after it ran: when it was written since its import started, these
+    /// may be newer bytes than the ones that ran, and remembering them would make the save that
+    /// wrote them look like no change. Then its content counts as unknown (the next event for it
+    /// reloads it, the early cutoff has nothing to compare with).
+    #[pyo3(signature = (name, path, is_package, started_at = None))]
+    fn add_module(
+        &self,
+        name: &str,
+        path: PathBuf,
+        is_package: bool,
+        started_at: Option<f64>,
+    ) -> bool {
         let added = self.graph().add_module(name, path.clone(), is_package);
         if added {
-            if let Ok(bytes) = std::fs::read(&path) {
+            if started_at.is_some_and(|at| written_since(&path, at)) {
+                self.hashes.seed_unknown(&path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
                 self.hashes.seed_bytes(&path, &bytes);
                 self.sources().insert(path, bytes);
             }

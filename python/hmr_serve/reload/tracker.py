@@ -16,6 +16,7 @@ import itertools
 import os
 import stat
 import sys
+import time
 from collections.abc import Callable, Iterable, Sequence
 from types import ModuleType
 from typing import Any
@@ -32,11 +33,14 @@ class _StartRecorder:
 
     def __init__(self) -> None:
         self.started: dict[str, int] = {}
+        # When each began importing (time.time()): a file written since may not be what ran.
+        self.started_at: dict[str, float] = {}
         self._counter = itertools.count()
 
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
         if name not in self.started:
             self.started[name] = next(self._counter)
+            self.started_at[name] = time.time()
         return None
 
     def position(self, name: str) -> int:
@@ -113,6 +117,7 @@ class ImportTracker:
         self._first_party.discard(name)
         self.tracked.discard(name)
         self._starts.started.pop(name, None)
+        self._starts.started_at.pop(name, None)
 
     def start_position(self, name: str) -> int:
         """Where `name` began importing in the process's import order (a fresh process runs
@@ -140,7 +145,9 @@ class ImportTracker:
             return
         self.tracked.add(name)
         self._starts.position(name)
-        self.engine.add_module(name, path, hasattr(module, "__path__"))
+        self.engine.add_module(
+            name, path, hasattr(module, "__path__"), self._starts.started_at.get(name)
+        )
         if self.on_first_import is not None:
             self.on_first_import(name, module)
 
