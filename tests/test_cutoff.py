@@ -6,6 +6,7 @@ module execution is counted in a file, so "nothing re-executed" is observed, not
 from __future__ import annotations
 
 import re
+import sys
 import textwrap
 import time
 from pathlib import Path
