@@ -140,6 +140,15 @@ class Server:
         with self._cond:
             return sum(1 for line in self.lines if regex.search(line))
 
+    def wait_for_count(self, pattern: str, count: int, timeout: float = 10.0) -> int:
+        """Waits until at least `count` stderr lines match `pattern` (or `timeout` passes);
+        returns how many do: what the server logs may land after what it sent the client."""
+        deadline = time.monotonic() + timeout
+        while (seen := self.count_lines(pattern)) < count and time.monotonic() < deadline:
+            with self._cond:
+                self._cond.wait(min(deadline - time.monotonic(), 0.2))
+        return seen
+
     # -- lifecycle --------------------------------------------------------
     def wait_ready(self, timeout: float = STARTUP_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout

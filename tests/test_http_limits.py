@@ -258,8 +258,10 @@ def test_a_stalled_request_body_is_given_up(start_server):
         assert_refused(result, 408, b"stopped arriving")
     # The apps saw the client go: the ASGI test app raises on `http.disconnect`, the WSGI
     # app's read raised TimeoutError.
-    assert asgi.count_lines(r"client disconnected while sending the body") >= 2, asgi.output
-    assert wsgi.count_lines(r"TimeoutError: the request body stopped arriving") >= 1, wsgi.output
+    disconnected = r"client disconnected while sending the body"
+    assert asgi.wait_for_count(disconnected, 2) >= 2, asgi.output
+    stopped = r"TimeoutError: the request body stopped arriving"
+    assert wsgi.wait_for_count(stopped, 1) >= 1, wsgi.output
     get_ok(asgi.port)
     get_ok(wsgi.port)
 
