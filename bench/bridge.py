@@ -27,7 +27,6 @@ import argparse
 import os
 import subprocess
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -35,14 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     BENCH_DIR,
     Server,
-    fmt_ms,
     free_port,
     log_dir,
     machine_info,
-    markdown_table,
-    median,
     require_release_build,
-    running,
     say,
     tool,
     update_results,
@@ -52,12 +47,10 @@ from throughput import (  # noqa: E402
     APPS_DIR,
     SCENARIOS,
     Scenario,
-    WrkRun,
     ensure_wrk,
     make_server,
-    still_answers,
-    transfer_rates,
-    wrk,
+    measure,
+    report,
 )
 
 REPO = BENCH_DIR.parent
@@ -137,106 +130,7 @@ def make_bridge_server(name: str, scenario: Scenario, site: Path, logs: Path) ->
 
 def run_app(scenario: Scenario, site: Path, rounds: int, seconds: float, logs: Path) -> dict:
     servers = [make_bridge_server(name, scenario, site, logs) for name in SERVERS]
-    runs: dict[str, list[WrkRun]] = defaultdict(list)
-    rates: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    broken: dict[str, str] = {}
-
-    def check(s: Server, what: str) -> None:
-        if s.name not in broken and not still_answers(s.port):
-            broken[s.name] = f"stopped answering after {what}"
-            say(f"[bridge] {s.name}: {broken[s.name]}")
-
-    with running(servers, ready_timeout=60):
-        for s in servers:
-            wrk(s.port, 1)
-            check(s, "the warm-up wrk run")
-        for rnd in range(rounds):
-            order = servers[rnd % len(servers) :] + servers[: rnd % len(servers)]
-            for s in order:
-                if s.name in broken:
-                    continue
-                r = wrk(s.port, seconds)
-                runs[s.name].append(r)
-                say(
-                    f"[bridge] {scenario.label:12s} round {rnd + 1}/{rounds} {s.name:30s} "
-                    f"{r.rps:8.0f} req/s  p50 {fmt_ms(r.p50)}  p99 {fmt_ms(r.p99)}"
-                    f"{f'  errors {r.errors}' if r.errors else ''}"
-                )
-                check(s, "a wrk run")
-            if not scenario.transfers:
-                continue
-            for s in order:
-                if s.name in broken:
-                    continue
-                try:
-                    rates[s.name].append(transfer_rates(s.port, budget_s=min(seconds, 3)))
-                except Exception as exc:  # a hung or wrong answer: report it, go on
-                    broken[s.name] = f"stream/upload failed: {type(exc).__name__}: {exc}"
-                    say(f"[bridge] {s.name}: {broken[s.name]}")
-                    continue
-                stream, upload = rates[s.name][-1]
-                say(
-                    f"[bridge] {scenario.label:12s} round {rnd + 1}/{rounds} {s.name:30s} "
-                    f"stream {stream:.0f} MB/s  upload {upload:.0f} MB/s"
-                )
-    return {"runs": runs, "rates": rates, "broken": broken}
-
-
-def _num(x: float, fmt: str = ",.0f") -> str:
-    return "–" if x != x else format(x, fmt)
-
-
-def report(results: dict[Scenario, dict]) -> str:
-    rows, transfer_rows, notes = [], [], []
-    for scenario, res in results.items():
-        runs_of, rates_of = res["runs"], res["rates"]
-        base = median([r.rps for r in runs_of[CUSTOM]])
-        base_s = median([s for s, _ in rates_of[CUSTOM]])
-        base_u = median([u for _, u in rates_of[CUSTOM]])
-        for i, name in enumerate(SERVERS):
-            runs = runs_of[name]
-            med = median([r.rps for r in runs])
-            errors = str(sum(r.errors for r in runs))
-            if name in res["broken"]:
-                errors += " (see note)"
-                notes.append(f"- {scenario.label}, {name}: {res['broken'][name]}.")
-            rows.append([
-                scenario.label if i == 0 else "",
-                name,
-                _num(max((r.rps for r in runs), default=float("nan"))),
-                _num(med),
-                _num(med / base, ".2f"),
-                fmt_ms(median([r.p50 for r in runs])),
-                fmt_ms(median([r.p99 for r in runs])),
-                errors,
-            ])  # fmt: skip
-            if scenario.transfers:
-                stream = median([s for s, _ in rates_of[name]])
-                upload = median([u for _, u in rates_of[name]])
-                transfer_rows.append([
-                    scenario.label if i == 0 else "",
-                    name,
-                    _num(stream),
-                    _num(stream / base_s, ".2f"),
-                    _num(upload),
-                    _num(upload / base_u, ".2f"),
-                ])  # fmt: skip
-    table = markdown_table(
-        ["app", "server", "req/s best", "req/s median", "median vs custom bridge", "p50",
-         "p99", "errors"],
-        rows,
-    )  # fmt: skip
-    text = table + "\n"
-    if transfer_rows:
-        transfers = markdown_table(
-            ["app", "server", "stream 1 MB (MB/s)", "vs custom bridge", "upload 10 MB (MB/s)",
-             "vs custom bridge"],
-            transfer_rows,
-        )  # fmt: skip
-        text += f"\nStreaming and upload (httpx client, median of the rounds):\n\n{transfers}\n"
-    if notes:
-        text += "\nServers that went wrong (not measured further):\n\n" + "\n".join(notes) + "\n"
-    return text
+    return measure(servers, scenario, rounds, seconds, "bridge")
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -269,7 +163,7 @@ def main(argv: list[str] | None = None) -> str:
     logs = log_dir("bridge")
     say(f"[bridge] server logs in {logs}")
     results = {s: run_app(s, site, rounds, seconds, logs) for s in wanted}
-    tables = report(results)
+    tables = report(results, baseline=CUSTOM, versus="custom bridge")
     print(tables, flush=True)
     body = (
         f"{machine_info(['hmr-serve', 'uvicorn', 'granian', 'fastapi'])} {wrk_version()}.\n\n"

@@ -191,14 +191,23 @@ def transfer_rates(port: int, budget_s: float) -> tuple[float, float]:
 
 def run_scenario(scenario: Scenario, rounds: int, seconds: float, logs: Path) -> dict:
     servers = [make_server(name, scenario, logs) for name in SERVERS[scenario.interface]]
+    return measure(servers, scenario, rounds, seconds, "throughput")
+
+
+def measure(
+    servers: list[Server], scenario: Scenario, rounds: int, seconds: float, tag: str
+) -> dict:
+    """Runs `servers` together and measures them in turns (wrk, then the transfers), `rounds`
+    times; `tag` prefixes the progress lines."""
     runs: dict[str, list[WrkRun]] = defaultdict(list)
     rates: dict[str, list[tuple[float, float]]] = defaultdict(list)
     broken: dict[str, str] = {}  # server → what went wrong; it is not measured any further
+    width = max(len(s.name) for s in servers)
 
     def check(s: Server, what: str) -> bool:
         if s.name not in broken and not still_answers(s.port):
             broken[s.name] = f"stopped answering after {what}"
-            say(f"[throughput] {s.name}: {broken[s.name]}")
+            say(f"[{tag}] {s.name}: {broken[s.name]}")
         return s.name not in broken
 
     with running(servers, ready_timeout=60):
@@ -213,7 +222,7 @@ def run_scenario(scenario: Scenario, rounds: int, seconds: float, logs: Path) ->
                 r = wrk(s.port, seconds)
                 runs[s.name].append(r)
                 say(
-                    f"[throughput] {scenario.label:12s} round {rnd + 1}/{rounds} {s.name:22s} "
+                    f"[{tag}] {scenario.label:12s} round {rnd + 1}/{rounds} {s.name:{width}s} "
                     f"{r.rps:8.0f} req/s  p50 {fmt_ms(r.p50)}  p99 {fmt_ms(r.p99)}"
                     f"{f'  errors {r.errors}' if r.errors else ''}"
                 )
@@ -227,12 +236,12 @@ def run_scenario(scenario: Scenario, rounds: int, seconds: float, logs: Path) ->
                     rates[s.name].append(transfer_rates(s.port, budget_s=min(seconds, 3)))
                 except Exception as exc:  # a hung or wrong answer: report it, go on
                     broken[s.name] = f"stream/upload failed: {type(exc).__name__}: {exc}"
-                    say(f"[throughput] {s.name}: {broken[s.name]}")
+                    say(f"[{tag}] {s.name}: {broken[s.name]}")
                     continue
                 stream, upload = rates[s.name][-1]
                 say(
-                    f"[throughput] {scenario.label:12s} round {rnd + 1}/{rounds} "
-                    f"{s.name:22s} stream {stream:.0f} MB/s  upload {upload:.0f} MB/s"
+                    f"[{tag}] {scenario.label:12s} round {rnd + 1}/{rounds} "
+                    f"{s.name:{width}s} stream {stream:.0f} MB/s  upload {upload:.0f} MB/s"
                 )
     return {"runs": runs, "rates": rates, "broken": broken, "servers": [s.name for s in servers]}
 
@@ -241,13 +250,16 @@ def _num(x: float, fmt: str = ",.0f") -> str:
     return "–" if x != x else format(x, fmt)
 
 
-def report(results: dict[Scenario, dict]) -> str:
+def report(
+    results: dict[Scenario, dict], baseline: str = "hmr-serve", versus: str = "hmr-serve"
+) -> str:
+    """The tables; ratios are to `baseline`'s figures, headed "vs `versus`"."""
     rows, transfer_rows, notes = [], [], []
     for scenario, res in results.items():
         runs_of, rates_of = res["runs"], res["rates"]
-        base = median([r.rps for r in runs_of["hmr-serve"]])
-        base_s = median([s for s, _ in rates_of["hmr-serve"]])
-        base_u = median([u for _, u in rates_of["hmr-serve"]])
+        base = median([r.rps for r in runs_of[baseline]])
+        base_s = median([s for s, _ in rates_of[baseline]])
+        base_u = median([u for _, u in rates_of[baseline]])
         for i, name in enumerate(res["servers"]):
             runs = runs_of[name]
             med = median([r.rps for r in runs])
@@ -277,16 +289,18 @@ def report(results: dict[Scenario, dict]) -> str:
                     _num(upload / base_u, ".2f"),
                 ])  # fmt: skip
     table = markdown_table(
-        ["app", "server", "req/s best", "req/s median", "median vs hmr-serve", "p50", "p99",
+        ["app", "server", "req/s best", "req/s median", f"median vs {versus}", "p50", "p99",
          "errors"],
         rows,
     )  # fmt: skip
-    transfers = markdown_table(
-        ["app", "server", "stream 1 MB (MB/s)", "vs hmr-serve", "upload 10 MB (MB/s)",
-         "vs hmr-serve"],
-        transfer_rows,
-    )  # fmt: skip
-    text = f"{table}\n\nStreaming and upload (httpx client, median of the rounds):\n\n{transfers}\n"
+    text = table + "\n"
+    if transfer_rows:
+        transfers = markdown_table(
+            ["app", "server", "stream 1 MB (MB/s)", f"vs {versus}", "upload 10 MB (MB/s)",
+             f"vs {versus}"],
+            transfer_rows,
+        )  # fmt: skip
+        text += f"\nStreaming and upload (httpx client, median of the rounds):\n\n{transfers}\n"
     if notes:
         text += "\nServers that went wrong (not measured further):\n\n" + "\n".join(notes) + "\n"
     return text
