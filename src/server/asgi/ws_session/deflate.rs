@@ -504,28 +504,24 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for MaybeDeflate<S> {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if let Some(codec) = this.codec.as_mut() {
-            ready!(poll_write_out(
-                &mut this.inner,
-                cx,
-                &mut codec.writer.out,
-                0
-            ))?;
-        }
+        ready!(this.poll_drain(cx))?;
         Pin::new(&mut this.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if let Some(codec) = this.codec.as_mut() {
-            ready!(poll_write_out(
-                &mut this.inner,
-                cx,
-                &mut codec.writer.out,
-                0
-            ))?;
-        }
+        ready!(this.poll_drain(cx))?;
         Pin::new(&mut this.inner).poll_shutdown(cx)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> MaybeDeflate<S> {
+    /// Writes out every compressed byte still waiting, before a flush or a shutdown.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.codec.as_mut() {
+            Some(codec) => poll_write_out(&mut self.inner, cx, &mut codec.writer.out, 0),
+            None => Poll::Ready(Ok(())),
+        }
     }
 }
 
