@@ -501,6 +501,20 @@ def test_deflate_is_negotiated_with_the_websockets_client(server):
     run(scenario())
 
 
+def test_empty_messages_in_a_row_keep_both_sides_in_step(server):
+    """A flush right after another emits nothing; the server still sends a whole block."""
+
+    async def scenario():
+        async with connect(ws_url(server, "/echo")) as ws:
+            for _ in range(3):
+                await ws.send(b"")
+                assert await ws.recv() == b""
+            await ws.send(b"after the empty ones")
+            assert await ws.recv() == b"after the empty ones"
+
+    run(scenario())
+
+
 def test_fragmented_compressed_message_from_the_client(server):
     parts = [f"fragment {i} " * 300 for i in range(5)]
 

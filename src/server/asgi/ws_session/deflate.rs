@@ -88,10 +88,12 @@ impl<S> MaybeDeflate<S> {
 enum Incoming {
     Between,
     Plain,
-    /// Compressed; `started` once its first plain frame went to tungstenite.
+    /// Compressed; `started` once its first plain frame went to tungstenite, `empty` while
+    /// none of its frames carried a byte.
     Compressed {
         opcode: OpCode,
         started: bool,
+        empty: bool,
     },
 }
 
@@ -229,14 +231,22 @@ impl Reader {
                 *byte ^= mask[i & 3];
             }
         }
-        if header.is_final {
-            input.extend_from_slice(&TAIL);
-        }
         if data_start {
             self.message = Incoming::Compressed {
                 opcode: header.opcode,
                 started: false,
+                empty: true,
             };
+        }
+        let Incoming::Compressed { empty, .. } = &mut self.message else {
+            unreachable!("a compressed frame starts or continues a compressed message")
+        };
+        *empty &= input.is_empty();
+        // A sender whose flush emitted nothing sends an empty message as no bytes at all; the
+        // tail after nothing would leave the inflater inside a block header and garble the
+        // next message.
+        if header.is_final && !*empty {
+            input.extend_from_slice(&TAIL);
         }
         self.inflating = Some(Inflating {
             input,
@@ -284,7 +294,10 @@ impl Reader {
 /// must be.
 fn emit(message: &mut Incoming, out: &mut BytesMut, payload: &[u8], fin: bool) {
     {
-        let Incoming::Compressed { opcode, started } = message else {
+        let Incoming::Compressed {
+            opcode, started, ..
+        } = message
+        else {
             unreachable!("emit is only called for compressed messages")
         };
         if payload.is_empty() && !fin && *started {
@@ -392,29 +405,44 @@ impl Writer {
     }
 
     fn compress(&mut self, payload: &[u8], fin: bool) -> io::Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(payload.len() / 2 + 64);
-        let mut input = payload;
-        loop {
-            let before = self.deflater.total_in();
-            self.deflater
-                .compress_vec(input, &mut out, FlushCompress::Sync)
-                .map_err(io::Error::other)?;
-            input = &input[(self.deflater.total_in() - before) as usize..];
-            // The flush is complete once all input is in and the output was not filled up.
-            if input.is_empty() && out.len() < out.capacity() {
-                break;
-            }
-            out.reserve(out.capacity().max(1024));
-        }
+        let mut out = sync_flush(&mut self.deflater, payload)?;
         if fin {
-            if out.ends_with(&TAIL) {
-                out.truncate(out.len() - TAIL.len());
-            }
+            end_message(&mut out);
             if self.reset_each_message {
                 self.deflater.reset();
             }
         }
         Ok(out)
+    }
+}
+
+/// `payload` compressed and flushed, so that the receiver can inflate all of it at once.
+fn sync_flush(deflater: &mut Compress, payload: &[u8]) -> io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(payload.len() / 2 + 64);
+    let mut input = payload;
+    loop {
+        let before = deflater.total_in();
+        deflater
+            .compress_vec(input, &mut out, FlushCompress::Sync)
+            .map_err(io::Error::other)?;
+        input = &input[(deflater.total_in() - before) as usize..];
+        // The flush is complete once all input is in and the output was not filled up.
+        if input.is_empty() && out.len() < out.capacity() {
+            return Ok(out);
+        }
+        out.reserve(out.capacity().max(1024));
+    }
+}
+
+/// The last frame of a message drops the flush's tail (RFC 7692 section 7.2.1). A flush right
+/// after another emits nothing, not even the tail; such a message goes out as the single byte
+/// of RFC 7692 section 7.2.3.6, because a receiver appends the tail to whatever arrives and
+/// the tail alone is not a whole block.
+fn end_message(out: &mut Vec<u8>) {
+    if out.ends_with(&TAIL) {
+        out.truncate(out.len() - TAIL.len());
+    } else if out.is_empty() {
+        out.push(0x00);
     }
 }
 
@@ -552,13 +580,10 @@ mod tests {
         out
     }
 
+    /// A message as a conforming client compresses it.
     fn deflate_message(compress: &mut Compress, data: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(data.len() + 1024);
-        compress
-            .compress_vec(data, &mut out, FlushCompress::Sync)
-            .unwrap();
-        assert!(out.ends_with(&TAIL));
-        out.truncate(out.len() - 4);
+        let mut out = sync_flush(compress, data).unwrap();
+        end_message(&mut out);
         out
     }
 
@@ -747,6 +772,40 @@ mod tests {
             sizes.push(payload.len());
         }
         assert_eq!(sizes[0], sizes[1]);
+    }
+
+    #[tokio::test]
+    async fn empty_messages_in_a_row_leave_the_client_in_step() {
+        let (mut ws, mut client) = server(1 << 20, Agreement::default()).await;
+        let mut decompress = Decompress::new(false);
+        for data in [&b""[..], b"", b"", b"after the empty ones"] {
+            ws.send(Message::binary(data)).await.unwrap();
+            let (_, payload) = read_server_frame(&mut client).await;
+            assert!(
+                !payload.is_empty(),
+                "an empty payload plus the tail is not a block"
+            );
+            assert_eq!(inflate_message(&mut decompress, &payload), data);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_empty_message_sent_as_no_bytes_inflates_to_nothing() {
+        let (mut ws, mut client) = server(1 << 20, Agreement::default()).await;
+        let mut compress = Compress::new(Compression::default(), false);
+        let first = deflate_message(&mut compress, b"before");
+        let binary = OpCode::Data(Data::Binary);
+        let mut stream = client_frame(binary, true, true, &first);
+        // Some clients' flush emits nothing for an empty message, fragmented or not.
+        stream.extend(client_frame(binary, true, true, b""));
+        stream.extend(client_frame(binary, false, true, b""));
+        stream.extend(client_frame(OpCode::Data(Data::Continue), true, false, b""));
+        let last = deflate_message(&mut compress, b"before, again");
+        stream.extend(client_frame(binary, true, true, &last));
+        client.write_all(&stream).await.unwrap();
+        for expected in [&b"before"[..], b"", b"", b"before, again"] {
+            assert_eq!(ws.next().await.unwrap().unwrap(), Message::binary(expected));
+        }
     }
 
     mod properties {
