@@ -33,8 +33,10 @@ class Dispatcher:
         self._loop = loop
         self._fresh_context = fresh_context  # --reset-contextvars
         self._error_pages = error_pages
-        # asyncio keeps only weak references to tasks: hold them until they finish.
-        self._tasks: set[asyncio.Task[Any]] = set()
+        # asyncio keeps only weak references to tasks: hold them, by protocol, until they finish.
+        # Each task removes itself as its last step: a done callback would cost a loop round
+        # per request, and asyncio.current_task() a getpid() system call.
+        self._tasks: dict[Any, asyncio.Task[Any]] = {}
 
     @property
     def fresh_context(self) -> bool:
@@ -47,36 +49,36 @@ class Dispatcher:
             task = contextvars.Context().run(self._loop.create_task, run)
         else:
             task = self._loop.create_task(run)
-        self._track(task)
+        self._tasks[protocol] = task
 
     async def run(self, app: Any, scope: dict[str, Any], protocol: Any) -> None:
         """The same as a coroutine, for a bridge that schedules it itself (the
         pyo3-async-runtimes one, a Cargo feature)."""
         task = asyncio.current_task()
         if task is not None:
-            self._track(task)
+            self._tasks[protocol] = task
         await self._app_call(app, scope, protocol)
 
     def _app_call(
         self, app: Any, scope: dict[str, Any], protocol: Any
     ) -> Coroutine[Any, Any, None]:
         if self._error_pages is not None and scope["type"] == "http":
-            return _run_with_error_page(app, scope, protocol, self._error_pages)
-        return _run(app, scope, protocol)
-
-    def _track(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+            return _run_with_error_page(app, scope, protocol, self._error_pages, self._tasks)
+        return _run(app, scope, protocol, self._tasks)
 
     async def cancel_all(self) -> None:
-        tasks = list(self._tasks)
+        tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        # A task cancelled before its first step never ran the step that removes it.
+        self._tasks.clear()
 
 
-async def _run(app: Any, scope: dict[str, Any], protocol: Any) -> None:
+async def _run(
+    app: Any, scope: dict[str, Any], protocol: Any, tasks: dict[Any, asyncio.Task[Any]]
+) -> None:
     try:
         await app(scope, protocol.receive, protocol.send)
     except asyncio.CancelledError:
@@ -89,10 +91,16 @@ async def _run(app: Any, scope: dict[str, Any], protocol: Any) -> None:
         complaint = protocol.complete(False)
         if complaint:
             logger.error(complaint)
+    finally:
+        tasks.pop(protocol, None)
 
 
 async def _run_with_error_page(
-    app: Any, scope: dict[str, Any], protocol: Any, pages: ErrorPages
+    app: Any,
+    scope: dict[str, Any],
+    protocol: Any,
+    pages: ErrorPages,
+    tasks: dict[Any, asyncio.Task[Any]],
 ) -> None:
     send = pages.asgi_send(scope, protocol.send)
     try:
@@ -113,3 +121,5 @@ async def _run_with_error_page(
         complaint = protocol.complete(False)
         if complaint:
             logger.error(complaint)
+    finally:
+        tasks.pop(protocol, None)
