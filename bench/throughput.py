@@ -308,7 +308,7 @@ def report(
 
 def main(argv: list[str] | None = None) -> str:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--rounds", type=int, default=3, help="wrk runs per server (default: 3)")
+    p.add_argument("--rounds", type=int, default=5, help="wrk runs per server (default: 5)")
     p.add_argument("--duration", type=float, default=5, help="seconds per wrk run (default: 5)")
     p.add_argument("--quick", action="store_true", help="2 rounds of 2 s; RESULTS.md untouched")
     p.add_argument("--apps", help="comma-separated subset of: " + ", ".join(
