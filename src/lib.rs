@@ -6,7 +6,6 @@ pub mod server;
 
 use pyo3::prelude::*;
 
-
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<server::handle::Server>()?;
