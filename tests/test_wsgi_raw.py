@@ -112,6 +112,32 @@ def test_wsgi_input_chunked_request(client):
     assert r.json()["parts"] == EXPECTED_LINES
 
 
+@pytest.mark.parametrize("mode", ["readline", "readline-sized", "read-sized", "iter"])
+def test_wsgi_input_lines_split_across_chunks(client, mode):
+    # Pauses between chunks so they reach the app one at a time: lines and sized reads then
+    # have to be stitched together from several chunks.
+    pieces = [b"fir", b"st line\nsec", b"ond", b" line\n", b"\nfou", b"rth line without newline"]
+
+    def gen():
+        for piece in pieces:
+            yield piece
+            time.sleep(0.02)
+
+    r = client.post("/read", params={"mode": mode}, content=gen())
+    assert r.status_code == 200, r.text
+    parts = r.json()["parts"]
+    assert "".join(parts).encode("latin-1") == LINES_BODY
+    if mode in ("readline", "iter"):
+        assert parts == EXPECTED_LINES
+    elif mode == "readline-sized":
+        expected = [
+            s for line in EXPECTED_LINES for s in (line[i : i + 4] for i in range(0, len(line), 4))
+        ]
+        assert parts == expected
+    else:
+        assert all(len(p) <= 3 for p in parts)
+
+
 def test_10mb_upload(client):
     data = random.Random(21).randbytes(TEN_MB)
     r = client.post("/sha256", content=data)

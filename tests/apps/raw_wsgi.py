@@ -99,6 +99,14 @@ def read_input(environ, mode: str):
                 break
             lines.append(line)
         return lines
+    if mode == "readline-sized":
+        lines = []
+        while True:
+            line = stream.readline(4)
+            if not line:
+                break
+            lines.append(line)
+        return lines
     if mode == "readlines":
         return stream.readlines()
     if mode == "iter":
