@@ -200,7 +200,7 @@ def _start_reloading(
             roots,
             _watch_includes(config),
             config.reload_excludes,
-            loop.call_soon_threadsafe,
+            loop,
             on_change,
             open_roots=static_dirs,
         )
@@ -232,9 +232,7 @@ def _wait_for_fix(
         request_restart(f"changes to {files}")
 
     engine = _core.ReloadEngine()
-    engine.watch(
-        roots, _watch_includes(config), config.reload_excludes, loop.call_soon_threadsafe, on_change
-    )
+    engine.watch(roots, _watch_includes(config), config.reload_excludes, loop, on_change)
     logger.warning(
         "the app failed to load; answering 503 until a file changes in %s", ", ".join(roots)
     )

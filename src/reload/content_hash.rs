@@ -2,9 +2,10 @@
 //! re-save, or a `git checkout` that rewrites a file with the same bytes all produce file events
 //! but no change.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hasher};
 use std::io::{ErrorKind, Read};
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -27,7 +28,7 @@ const UNKNOWN: u64 = 0x5eed_0fab_5e17_c3a1;
 /// canonicalized), so callers must pass the same absolute spelling everywhere.
 #[derive(Clone, Default)]
 pub struct ContentHashes {
-    hashes: Arc<Mutex<HashMap<PathBuf, u64>>>,
+    hashes: Arc<Mutex<BTreeMap<PathBuf, u64>>>,
 }
 
 impl ContentHashes {
@@ -77,17 +78,17 @@ impl ContentHashes {
     /// Remembered files strictly below `dir`, sorted: when a directory disappears, notify reports
     /// only the directory, and these are the files that went with it.
     pub fn known_under(&self, dir: &Path) -> Vec<PathBuf> {
-        let mut paths: Vec<PathBuf> = self
-            .lock()
-            .keys()
-            .filter(|path| path.starts_with(dir) && path.as_path() != dir)
+        // Paths order by component, so a directory's descendants follow it without a gap: a
+        // look at each save costs the descendants, not every file known.
+        self.lock()
+            .range::<Path, _>((Bound::Excluded(dir), Bound::Unbounded))
+            .map(|(path, _)| path)
+            .take_while(|path| path.starts_with(dir))
             .cloned()
-            .collect();
-        paths.sort();
-        paths
+            .collect()
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<PathBuf, u64>> {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<PathBuf, u64>> {
         // The map is consistent after any single insert or remove, so a panic elsewhere while
         // holding the lock leaves nothing to repair.
         self.hashes.lock().unwrap_or_else(PoisonError::into_inner)

@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::os::fd::RawFd;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -11,11 +12,11 @@ use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use super::content_hash::{ChangeKind, ContentHashes};
+use super::content_hash::ContentHashes;
+use super::delivery::{Deliver, Outbox};
 use super::graph::ImportGraph;
 use super::static_imports::parse_imports;
 use super::watcher::{WatchConfig, Watcher};
-use crate::server::log::{self, Level};
 
 #[pyclass(frozen, module = "hmr_serve._core")]
 pub struct ReloadEngine {
@@ -26,7 +27,8 @@ pub struct ReloadEngine {
     /// The source each module last ran from: what an edit is compared with to decide whether
     /// patching function bodies in place is enough (python/hmr_serve/reload/cutoff.py).
     sources: Mutex<HashMap<PathBuf, Vec<u8>>>,
-    watcher: Mutex<Option<Watcher>>,
+    /// The watcher, and the loop and fd its batches are delivered through.
+    watcher: Mutex<Option<(Watcher, Py<PyAny>, RawFd)>>,
 }
 
 /// File times come from the kernel's coarse clock, up to a tick (10 ms at HZ=100) behind the
@@ -213,17 +215,18 @@ impl ReloadEngine {
         self.graph().static_only_edges()
     }
 
-    /// Starts watching. Each batch of real changes is delivered on the event loop as
+    /// Starts watching. Each batch of real changes is delivered on `event_loop` as
     /// `callback([(path, "modified" | "deleted"), ...])`. Every file under `open_roots` counts,
     /// whatever the includes.
-    #[pyo3(signature = (roots, includes, excludes, call_soon_threadsafe, callback, quiet_ms = 5, max_wait_ms = 50, open_roots = Vec::new()))]
+    #[pyo3(signature = (roots, includes, excludes, event_loop, callback, quiet_ms = 5, max_wait_ms = 50, open_roots = Vec::new()))]
     #[allow(clippy::too_many_arguments)]
     fn watch(
         &self,
+        py: Python<'_>,
         roots: Vec<PathBuf>,
         includes: Vec<String>,
         excludes: Vec<String>,
-        call_soon_threadsafe: Py<PyAny>,
+        event_loop: Py<PyAny>,
         callback: Py<PyAny>,
         quiet_ms: u64,
         max_wait_ms: u64,
@@ -237,36 +240,28 @@ impl ReloadEngine {
             quiet: Duration::from_millis(quiet_ms),
             max_wait: Duration::from_millis(max_wait_ms),
         };
-        let on_batch = Box::new(move |changes: Vec<super::content_hash::Change>| {
-            Python::attach(|py| {
-                let batch: Vec<(PathBuf, &str)> = changes
-                    .into_iter()
-                    .map(|change| {
-                        let kind = match change.kind {
-                            ChangeKind::Modified => "modified",
-                            ChangeKind::Deleted => "deleted",
-                        };
-                        (change.path, kind)
-                    })
-                    .collect();
-                if let Err(err) = call_soon_threadsafe.call1(py, (&callback, batch)) {
-                    log::write(Level::Debug, &format!("dropped a change batch: {err}"));
-                }
-            });
-        });
+        let outbox = Outbox::new().map_err(|e| PyOSError::new_err(e.to_string()))?;
+        let sender = outbox.clone();
+        let on_batch = Box::new(move |changes| sender.send(changes));
         let watcher =
             Watcher::start(config, self.hashes.clone(), on_batch).map_err(PyOSError::new_err)?;
-        *self.watcher.lock().unwrap_or_else(|e| e.into_inner()) = Some(watcher);
+        let fd = outbox.fd();
+        let deliver = Py::new(py, Deliver::new(outbox, callback))?;
+        event_loop.call_method1(py, "add_reader", (fd, deliver))?;
+        *self.watcher.lock().unwrap_or_else(|e| e.into_inner()) = Some((watcher, event_loop, fd));
         Ok(())
     }
 
     fn stop(&self, py: Python<'_>) {
-        let watcher = self
+        let watching = self
             .watcher
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        // The watcher thread may be waiting for the GIL to deliver a batch: join without it.
-        py.detach(move || drop(watcher));
+        if let Some((watcher, event_loop, fd)) = watching {
+            py.detach(move || drop(watcher));
+            // A closed loop has let go of its readers already.
+            let _ = event_loop.call_method1(py, "remove_reader", (fd,));
+        }
     }
 }

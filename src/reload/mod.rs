@@ -3,6 +3,7 @@
 
 pub mod content_hash;
 pub mod debounce;
+pub mod delivery;
 pub mod engine;
 pub mod filter;
 pub mod gate;

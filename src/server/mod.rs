@@ -24,4 +24,5 @@ pub mod service;
 pub mod static_files;
 pub mod thread_state;
 pub mod tls;
+pub mod wake_fd;
 pub mod wsgi;

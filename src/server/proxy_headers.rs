@@ -110,6 +110,11 @@ impl Forwarded {
         conn: &ConnInfo,
         trusted: &TrustedHosts,
     ) -> Option<Self> {
+        let headers = req.headers();
+        // Most requests come without either: no need to look at the peer then.
+        if !headers.contains_key("x-forwarded-proto") && !headers.contains_key("x-forwarded-for") {
+            return None;
+        }
         let peer = match conn.client {
             Some(addr) => addr.ip().to_string(),
             None => "unix:".to_owned(),
@@ -117,7 +122,6 @@ impl Forwarded {
         if !trusted.contains(&peer) {
             return None;
         }
-        let headers = req.headers();
         let scheme = headers
             .get_all("x-forwarded-proto")
             .iter()

@@ -3,15 +3,24 @@
 
 use pyo3::exceptions::PyStopIteration;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 
 #[pyclass(frozen, module = "hmr_serve._core")]
 pub struct Ready {
     value: Option<Py<PyAny>>,
 }
 
+/// The one awaitable of nothing: it has no state, so every `send` can return it.
+static NOTHING: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
 impl Ready {
     pub fn awaitable(py: Python<'_>, value: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
-        Ok(Py::new(py, Self { value })?.into_any())
+        match value {
+            None => Ok(NOTHING
+                .get_or_try_init(py, || Py::new(py, Self { value: None }).map(Py::into_any))?
+                .clone_ref(py)),
+            Some(_) => Ok(Py::new(py, Self { value })?.into_any()),
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use http::{HeaderMap, StatusCode};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyString};
+use pyo3::types::{PyByteArray, PyBytes, PyString, PyTuple};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Mutex as AsyncMutex, mpsc, oneshot};
 
@@ -104,20 +104,35 @@ pub(super) fn parse_headers(headers: Option<Bound<'_, PyAny>>) -> PyResult<Heade
     };
     for pair in headers.try_iter()? {
         let pair = pair?;
+        // The usual shape, a tuple of two bytes, is read in place; anything else is converted.
+        if let Ok(tuple) = pair.cast::<PyTuple>()
+            && tuple.len() == 2
+            && let (Ok(name), Ok(value)) = (
+                tuple.get_borrowed_item(0)?.cast::<PyBytes>(),
+                tuple.get_borrowed_item(1)?.cast::<PyBytes>(),
+            )
+        {
+            append_header(&mut map, name.as_bytes(), value.as_bytes())?;
+            continue;
+        }
         let name = header_bytes(&pair.get_item(0)?)?;
         let value = header_bytes(&pair.get_item(1)?)?;
-        let name = HeaderName::from_bytes(&name).map_err(|_| {
-            PyValueError::new_err(format!(
-                "invalid response header name {:?}",
-                String::from_utf8_lossy(&name)
-            ))
-        })?;
-        let value = HeaderValue::from_bytes(&value).map_err(|_| {
-            PyValueError::new_err(format!("invalid value for response header {name}"))
-        })?;
-        map.append(name, value);
+        append_header(&mut map, &name, &value)?;
     }
     Ok(map)
+}
+
+fn append_header(map: &mut HeaderMap, name: &[u8], value: &[u8]) -> PyResult<()> {
+    let name = HeaderName::from_bytes(name).map_err(|_| {
+        PyValueError::new_err(format!(
+            "invalid response header name {:?}",
+            String::from_utf8_lossy(name)
+        ))
+    })?;
+    let value = HeaderValue::from_bytes(value)
+        .map_err(|_| PyValueError::new_err(format!("invalid value for response header {name}")))?;
+    map.append(name, value);
+    Ok(())
 }
 
 pub(super) fn optional_item<'py>(
