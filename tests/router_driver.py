@@ -97,7 +97,7 @@ def _rerun(name: str) -> dict[str, Any]:
     vars(module).clear()
     vars(module).update(kept)
     source = Path(module.__file__).read_bytes()
-    exec(compile(source, module.__file__, "exec"), vars(module))
+    exec(compile(source, module.__file__, "exec", dont_inherit=True), vars(module))
     return old
 
 

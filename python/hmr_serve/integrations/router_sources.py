@@ -260,7 +260,7 @@ def _route_loop(node: ast.stmt, path: str) -> RouteLoop | None:
     ast.copy_location(loop.target, node.target)
     ast.copy_location(loop.iter, node.iter)
     module = ast.fix_missing_locations(ast.Module(body=[loop], type_ignores=[]))
-    code = compile(module, path, "exec")
+    code = compile(module, path, "exec", dont_inherit=True)
     return RouteLoop(node.lineno, var, iterated, code, frozenset(calls))
 
 
