@@ -566,6 +566,11 @@ def parse(argv: list[str] | None = None) -> Config:
 
 
 def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["run"]:
+        from hmr_serve import run as script_mode
+
+        sys.exit(script_mode.main(args[1:]))
     from hmr_serve.server import run
 
     sys.exit(run(parse(argv)))

@@ -16,7 +16,7 @@ use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 
 use super::content_hash::{Change, ContentHashes};
 use super::debounce::Debouncer;
-use super::filter::PathFilter;
+use super::filter::{DataFiles, PathFilter};
 use crate::server::log::{self, Level};
 
 pub struct WatchConfig {
@@ -27,6 +27,8 @@ pub struct WatchConfig {
     pub excludes: Vec<String>,
     pub quiet: Duration,
     pub max_wait: Duration,
+    /// Files modules read while importing, watched whatever the includes.
+    pub data_files: DataFiles,
 }
 
 pub type OnBatch = Box<dyn Fn(Vec<Change>) + Send + 'static>;
@@ -75,7 +77,8 @@ impl Watcher {
         }
         let filter = PathFilter::new(&roots, &config.includes, &config.excludes)
             .map_err(|e| format!("invalid watch glob: {e}"))?
-            .with_open_roots(&open_roots);
+            .with_open_roots(&open_roots)
+            .with_data_files(config.data_files.clone());
 
         let (tx, rx) = mpsc::channel();
         let notify_tx = tx.clone();
@@ -340,6 +343,7 @@ mod tests {
                 excludes,
                 quiet: Duration::from_millis(5),
                 max_wait: Duration::from_millis(50),
+                data_files: DataFiles::default(),
             };
             let watcher = Watcher::start(
                 config,
@@ -398,6 +402,7 @@ mod tests {
             excludes: vec![],
             quiet: Duration::from_millis(5),
             max_wait: Duration::from_millis(50),
+            data_files: DataFiles::default(),
         };
         let error = Watcher::start(config, ContentHashes::default(), Box::new(|_| {}))
             .err()
@@ -416,6 +421,7 @@ mod tests {
             excludes: vec![],
             quiet: Duration::from_millis(5),
             max_wait: Duration::from_millis(50),
+            data_files: DataFiles::default(),
         };
         let error = Watcher::start(config, ContentHashes::default(), Box::new(|_| {}))
             .err()
