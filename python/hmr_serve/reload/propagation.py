@@ -53,6 +53,13 @@ class Reads(NamedTuple):
     dynamic: bool
 
 
+_NOT_ANALYSED = Reads({}, {}, True, True)
+
+
+def _first(changes: Mapping[str, frozenset[str]]) -> str:
+    return next(module for module, names in changes.items() if names)
+
+
 class ReadsCache:
     """The static pass's reads, converted once per parse of each module."""
 
@@ -63,6 +70,12 @@ class ReadsCache:
     def refresh(self) -> None:
         for name in self.engine.take_reparsed():
             self._cache.pop(name, None)
+
+    def warm(self) -> None:
+        """Converts every parsed module's reads now (start-up, off the event loop)."""
+        self.refresh()
+        for name in list(self.engine.parsed_modules()):
+            self.get(name)
 
     def get(self, name: str) -> Reads | None:
         try:
@@ -154,6 +167,32 @@ class Plan:
     deferred: dict[str, dict[str, frozenset[str]]] = field(default_factory=dict)
     members: list[tuple[str, list[str], int]] = field(default_factory=list)  # the closure
 
+    def prerequisites(self) -> dict[str, list[str]]:
+        """For each module of `order`, the modules of `order` it depends on through the
+        closure, outside its own import cycle: they run before it."""
+        due = set(self.order)
+        deps = {name: d for name, d, _ in self.members}
+        component = {name: c for name, _, c in self.members}
+        result: dict[str, list[str]] = {}
+        for name in self.order:
+            found: list[str] = []
+            seen = {name}
+            stack = list(deps.get(name, ()))
+            while stack:
+                dep = stack.pop()
+                if dep in seen:
+                    continue
+                seen.add(dep)
+                if component.get(dep) == component.get(name):
+                    continue
+                if dep in due:
+                    found.append(dep)  # it pulls in what it depends on itself
+                else:
+                    stack.extend(deps.get(dep, ()))
+            if found:
+                result[name] = found
+        return result
+
     @property
     def unaffected(self) -> int:
         return len(self.members) - len(self.order)
@@ -232,16 +271,18 @@ class _Decider:
         changes: Mapping[str, frozenset[str]],
     ) -> tuple[str | None, dict[str, frozenset[str]]]:
         """(why `name` must re-run, or None; and the plain name reads that changed)."""
-        deps = [d for d in deps if changes.get(d)]
-        if not deps:
+        if not any(changes.values()):
             return None, {}
+        changed_deps = [d for d in deps if changes.get(d)]
         reads = self.reads.get(name)
         if reads is None:
-            return f"imports {deps[0]} (its source was not analysed)", {}
+            if changed_deps:
+                return f"imports {changed_deps[0]} (its source was not analysed)", {}
+            reads = _NOT_ANALYSED
         if reads.dynamic:
-            return f"imports {deps[0]} and reads modules dynamically", {}
+            return f"reads modules dynamically (and {_first(changes)} changes)", {}
         hits: dict[str, frozenset[str]] = {}
-        for dep in deps:
+        for dep in changed_deps:
             entry = self.entry(reads, dep)
             if entry is None:
                 return f"imports {dep} in a way the static pass does not see", {}
@@ -250,6 +291,7 @@ class _Decider:
             hit = entry.names & changes[dep]
             if hit:
                 hits[dep] = frozenset(hit)
+        # Calls into code reading a changed name: through any module, changed or not.
         why = self._calls(name, reads, changes)
         return why, hits
 

@@ -109,6 +109,9 @@ class Reloader:
         self.timeout = timeout  # seconds the modules of one reload may run (0: no limit)
         self.data_files = data_files
         self.reads = propagation.ReadsCache(engine)
+        #: The first static pass, when it runs beside the start (a save that arrives first
+        #: waits for it: without it every importer would count as reading everything).
+        self.initial_scan: asyncio.Future[Any] | None = None
         if timeout > 0:
             time_limit.prepare()
         self._pending: dict[str, str] = {}
@@ -201,6 +204,8 @@ class Reloader:
             and await self._patch_in_place(changed, batch, active, started)
         ):
             return
+        if self.initial_scan is not None:
+            await asyncio.shield(self.initial_scan)
         plan = propagation.plan(self.engine, self.tracker, self.reads, changed, deleted, readers)
         for _ in range(_REPLANS + 1):
             reason = self._restart_reason(active, plan.order, changed, list(batch))
@@ -326,6 +331,7 @@ class Reloader:
                         executed,
                         self.timeout,
                         verify if check else None,
+                        plan.prerequisites(),
                     )
             except (executor.ReloadFailed, executor.NeedsMore):
                 integrations.call_all(active, "after_execute", order, False)
