@@ -416,4 +416,3 @@ def test_output_file(tree):
     assert proc.returncode == 0 and proc.stdout == ""
     written = json.loads((tree / "map.json").read_text())
     assert written == DEPENDENCIES
-
