@@ -70,20 +70,24 @@ def test_other_non_module_attr_arguments_keep_the_load_error():
 
 
 @pytest.mark.parametrize(
-    ("args", "suggestion"),
+    ("args", "run", "serve"),
     [
-        (["entry.py"], "hmr-serve entry:app"),
-        (["entry.py", "--verbose", "input.txt"], "hmr-serve entry:app"),
-        (["app/main.py"], "hmr-serve app.main:app"),
-        (["../my-app/main.py"], "hmr-serve pkg.main:app"),
+        (["entry.py"], "hmr-serve run entry.py", "hmr-serve entry:app"),
+        (
+            ["entry.py", "--verbose", "my input.txt"],
+            "hmr-serve run entry.py --verbose 'my input.txt'",
+            "hmr-serve entry:app",
+        ),
+        (["app/main.py"], "hmr-serve run app/main.py", "hmr-serve app.main:app"),
+        (["../my-app/main.py"], "hmr-serve run ../my-app/main.py", "hmr-serve pkg.main:app"),
     ],
 )
-def test_a_script_path_says_serving_takes_module_attr(args, suggestion):
+def test_a_script_path_points_at_run_and_at_module_attr(args, run, serve):
     proc = script(*args)
     assert proc.returncode == 2
     assert "unrecognized arguments" not in proc.stderr
-    assert f'"{args[0]}" is a file path, but serving takes MODULE:ATTR' in proc.stderr
-    assert suggestion in proc.stderr
+    assert f'"{args[0]}" is a script: `{run}` runs it' in proc.stderr
+    assert "Serving takes MODULE:ATTR" in proc.stderr and serve in proc.stderr
 
 
 def test_the_table_of_commands_is_all_it_takes_to_add_one(tmp_path, monkeypatch, capsys):

@@ -8,6 +8,7 @@ import argparse
 import difflib
 import importlib
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -542,7 +543,7 @@ def _check_app_argument(parser: argparse.ArgumentParser, argv: Sequence[str]) ->
     if not first or first.startswith("-") or ":" in first:
         return
     if first.endswith(".py"):
-        parser.error(_script_path_message(first))
+        parser.error(_script_path_message(argv))
     close = difflib.get_close_matches(first.lower(), list(SUBCOMMANDS), n=1, cutoff=0.75)
     if close:
         parser.error(
@@ -551,13 +552,15 @@ def _check_app_argument(parser: argparse.ArgumentParser, argv: Sequence[str]) ->
         )
 
 
-def _script_path_message(path: str) -> str:
+def _script_path_message(argv: Sequence[str]) -> str:
+    path = argv[0]
     module = os.path.normpath(path)[: -len(".py")].replace(os.sep, ".")
     if not all(part.isidentifier() for part in module.split(".")):
         module = "pkg.main"
     return (
-        f'"{path}" is a file path, but serving takes MODULE:ATTR: the module that holds the app '
-        f"and the app's name in it, e.g. hmr-serve {module}:app"
+        f'"{path}" is a script: `hmr-serve run {shlex.join(argv)}` runs it and re-runs it on '
+        f"saves. Serving takes MODULE:ATTR, the module that holds the app and the app's name in "
+        f"it, e.g. hmr-serve {module}:app"
     )
 
 
