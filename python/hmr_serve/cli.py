@@ -69,7 +69,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "hmr_serve.run:main",
     ),
     "graph": Subcommand(
-        "print the import map (JSON like `tach map`, or Graphviz), what a save re-runs",
+        "print the import map (JSON like `tach map`, or Graphviz)",
         "hmr_serve.graph.command:main",
     ),
 }

@@ -207,28 +207,26 @@ def _scope(args: argparse.Namespace) -> Scope:
     for root in given_roots:
         if not os.path.isdir(root):
             raise GraphError(f"--source-root {_display(root)}: no such directory")
-    target = args.target
-    runtime = args.runtime
-    if target is None or os.path.isdir(target):
-        if runtime is True:
-            raise GraphError("--runtime needs a TARGET (MODULE:ATTR or a module) to import")
-        directory = os.path.abspath(target or ".")
+    target, runtime = args.target, args.runtime
+    if target is not None and not os.path.exists(target):
+        module, colon, attribute = target.partition(":")
+        if not _DOTTED_NAME.fullmatch(module) or (colon and not attribute):
+            raise GraphError(f"{target}: no such file or directory, nor a MODULE[:ATTR]")
+        roots = given_roots or [os.path.abspath(".")]
         return Scope(
-            [directory], given_roots or _default_source_roots(directory), None, None, runtime
+            roots, roots, start_module=module, runtime_target=target if runtime is True else runtime
         )
-    if os.path.exists(target):
-        if not target.endswith(".py"):
-            raise GraphError(f"{target} is not a Python file (.py) nor a directory")
-        if runtime is True:
-            raise GraphError("--runtime needs a TARGET (MODULE:ATTR or a module) to import")
-        path = os.path.abspath(target)
-        source_roots = given_roots or [_outside_packages(os.path.dirname(path))]
-        return Scope(source_roots, source_roots, path, None, runtime)
-    module, _, attribute = target.partition(":")
-    if not _DOTTED_NAME.fullmatch(module) or (":" in target and not attribute):
-        raise GraphError(f"{target}: no such file or directory, nor a MODULE[:ATTR]")
-    source_roots = given_roots or [os.path.abspath(".")]
-    return Scope(source_roots, source_roots, None, module, target if runtime is True else runtime)
+    if runtime is True:
+        raise GraphError("--runtime needs a TARGET (MODULE:ATTR or a module) to import")
+    if target is None or os.path.isdir(target):
+        directory = os.path.abspath(target or ".")
+        roots = given_roots or _default_source_roots(directory)
+        return Scope([directory], roots, runtime_target=runtime)
+    if not target.endswith(".py"):
+        raise GraphError(f"{target} is not a Python file (.py) nor a directory")
+    path = os.path.abspath(target)
+    roots = given_roots or [_outside_packages(os.path.dirname(path))]
+    return Scope(roots, roots, start_file=path, runtime_target=runtime)
 
 
 def _default_source_roots(directory: str) -> list[str]:
@@ -291,7 +289,7 @@ def _find(graph: ImportMap, spec: str, members: set[int], scope: Scope) -> int:
             f"{', '.join(map(_display, scope.roots))} (outside it, excluded, or no .py file)"
         )
     if index not in members:
-        start = scope.start_file or scope.start_module
+        start = _display(scope.start_file) if scope.start_file else scope.start_module
         raise GraphError(f"{spec} is not imported by {start}, so it is not in its map")
     return index
 
