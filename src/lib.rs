@@ -17,6 +17,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<server::handle::Server>()?;
     m.add_class::<reload::engine::ReloadEngine>()?;
     m.add_class::<reload::watchdog::ReloadWatchdog>()?;
+    m.add_function(wrap_pyfunction!(reload::project_map::project_map, m)?)?;
     m.add(
         "ClientDisconnected",
         m.py().get_type::<server::asgi::ClientDisconnected>(),
