@@ -9,5 +9,6 @@ pub mod filter;
 pub mod gate;
 pub mod graph;
 pub mod static_imports;
+pub mod static_reads;
 pub mod watchdog;
 pub mod watcher;
