@@ -58,7 +58,8 @@ pub struct ModuleReads {
     /// Some of the module's own functions or classes may run while it imports.
     pub own_code_runs: bool,
     /// exec/eval/globals()/vars()/locals() at module level, `sys.modules` access, a non-literal
-    /// importlib.import_module/__import__: nothing can be pinned, every import counts whole.
+    /// importlib.import_module/__import__: nothing can be pinned, every import counts whole (at
+    /// import and at call time). The maps above may then be incomplete.
     pub dynamic: bool,
 }
 
@@ -151,10 +152,10 @@ type CallId = u32;
 type BindingId = u32;
 
 const MODULE_SCOPE: ScopeId = 0;
-/// Alias chains deeper than this only come from a binding cycle that grows an attribute chain
-/// (`x = x.next` in a module-level loop); the module is then `dynamic`.
-const MAX_DEPTH: u32 = 64;
-/// A bound on resolution work, against pathological alias graphs; exceeding it is `dynamic`.
+/// Alias chains deeper than this (`a1 = a0`, `a2 = a1`, ...) make resolution give up (see
+/// `Analyzer::give_up`), against stack exhaustion.
+const MAX_DEPTH: usize = 256;
+/// A bound on resolution work, against pathological alias graphs: resolution gives up beyond it.
 const WORK_BUDGET: u32 = 2_000_000;
 /// Nested binding sinks (walrus inside walrus...) beyond this are `dynamic`.
 const MAX_SINKS: usize = 64;
@@ -345,6 +346,8 @@ struct Analyzer<'a> {
     importlib: ModId,
     builtins: ModId,
     memo: FastSet<(BindingId, Span, Pos, Time, Option<CallId>)>,
+    /// The bindings being resolved, innermost last, with their chain lengths.
+    path: Vec<(BindingId, u32)>,
     budget: u32,
     own_code_runs: bool,
     dynamic: bool,
@@ -382,6 +385,7 @@ impl<'a> Analyzer<'a> {
             importlib,
             builtins,
             memo: FastSet::default(),
+            path: Vec::new(),
             budget: WORK_BUDGET,
             own_code_runs: false,
             dynamic: false,
@@ -1270,6 +1274,15 @@ impl<'a> Analyzer<'a> {
         }
     }
 
+    /// A binding cycle that grows an attribute chain, or a pathological alias graph: report the
+    /// module as dynamic with own code running, and stop resolving (what is recorded so far
+    /// stays, but is incomplete).
+    fn give_up(&mut self) {
+        self.dynamic = true;
+        self.own_code_runs = true;
+        self.budget = 0;
+    }
+
     fn resolve_call(&mut self, id: CallId) {
         let info = &mut self.calls[id as usize];
         if info.state != CallState::Pending {
@@ -1277,13 +1290,14 @@ impl<'a> Analyzer<'a> {
         }
         info.state = CallState::Active;
         if let Some(callee) = info.callee {
+            let segment = self.path.len();
             self.apply(
                 callee.root,
                 callee.chain,
                 Pos::Called,
                 callee.time,
                 Some(id),
-                0,
+                segment,
             );
         }
         self.calls[id as usize].state = CallState::Done;
@@ -1296,10 +1310,13 @@ impl<'a> Analyzer<'a> {
         pos: Pos,
         time: Time,
         call: Option<CallId>,
-        depth: u32,
+        segment: usize,
     ) {
-        if depth > MAX_DEPTH || self.budget == 0 {
-            self.dynamic = true;
+        if self.budget == 0 {
+            return;
+        }
+        if self.path.len() > MAX_DEPTH || self.budget == 1 {
+            self.give_up();
             return;
         }
         self.budget -= 1;
@@ -1318,7 +1335,7 @@ impl<'a> Analyzer<'a> {
                     self.module_chain(module, chain, pos, time, None);
                 }
             }
-            Root::Name(scope, name) => self.name(scope, name, chain, pos, time, call, depth),
+            Root::Name(scope, name) => self.name(scope, name, chain, pos, time, call, segment),
         }
     }
 
@@ -1331,7 +1348,7 @@ impl<'a> Analyzer<'a> {
         pos: Pos,
         time: Time,
         call: Option<CallId>,
-        depth: u32,
+        segment: usize,
     ) {
         let mut current = scope;
         loop {
@@ -1343,14 +1360,14 @@ impl<'a> Analyzer<'a> {
                 ScopeKind::Class if current != scope => {}
                 ScopeKind::Class | ScopeKind::Function => {
                     if let Some(binding) = found {
-                        self.own(binding, chain, pos, time, call, depth);
+                        self.own(binding, chain, pos, time, call, segment);
                     }
                 }
             }
             current = parent;
         }
         // Also when found above: the local binding may not be the one read (over-report).
-        self.global(name, chain, pos, time, call, depth);
+        self.global(name, chain, pos, time, call, segment);
     }
 
     fn global(
@@ -1360,13 +1377,13 @@ impl<'a> Analyzer<'a> {
         pos: Pos,
         time: Time,
         call: Option<CallId>,
-        depth: u32,
+        segment: usize,
     ) {
         if let Some(binding) = self.scopes[MODULE_SCOPE as usize].names.get(name).copied() {
             if time == Time::Call {
                 self.record(self.own, name, true, Time::Call);
             }
-            self.own(binding, chain, pos, time, call, depth);
+            self.own(binding, chain, pos, time, call, segment);
         }
         for i in 0..self.stars.len() {
             let star = self.stars[i];
@@ -1414,11 +1431,21 @@ impl<'a> Analyzer<'a> {
         pos: Pos,
         time: Time,
         call: Option<CallId>,
-        depth: u32,
+        segment: usize,
     ) {
+        // Through flows alone, meeting this binding again with a longer chain is a cycle that
+        // grows the chain forever (`x = x.next` in a loop): what it reaches cannot be pinned.
+        if self.path[segment..]
+            .iter()
+            .any(|&(seen, len)| seen == binding && len < chain.len)
+        {
+            self.dynamic = true;
+            return;
+        }
         if !self.memo.insert((binding, chain, pos, time, call)) {
             return;
         }
+        self.path.push((binding, chain.len));
         // Reading an attribute of a value may run its code (descriptors, `__getattr__`).
         let exposed = pos != Pos::Held || chain.len > 0;
         let b = &self.bindings[binding as usize];
@@ -1431,14 +1458,14 @@ impl<'a> Analyzer<'a> {
             if let Some(class_scope) = class_scope {
                 for i in 0..self.scopes[class_scope as usize].members.len() {
                     let member = self.scopes[class_scope as usize].members[i];
-                    self.own(member, EMPTY, Pos::Used, time, None, depth + 1);
+                    self.own(member, EMPTY, Pos::Used, time, None, self.path.len());
                 }
             }
         }
         for i in 0..flows {
             let flow = self.bindings[binding as usize].flows[i];
             let chain = self.concat(flow.chain, chain);
-            self.apply(flow.root, chain, pos, time, call, depth + 1);
+            self.apply(flow.root, chain, pos, time, call, segment);
         }
         if exposed {
             for i in 0..deps {
@@ -1449,10 +1476,11 @@ impl<'a> Analyzer<'a> {
                     exposed_pos(dep.pos),
                     time,
                     None,
-                    depth + 1,
+                    self.path.len(),
                 );
             }
         }
+        self.path.pop();
     }
 
     /// `module.a.b...` read at `pos`: every prefix but the last is read to fetch an attribute
@@ -1814,10 +1842,9 @@ from . import x
 from ..up import y
 from .sib import z
 V = z.W
-from . import *
 ";
         let r = parse_reads(src, "pkg.inner.mod", false).unwrap();
-        assert_eq!(imp(&r, "pkg.inner"), nr(&["x"], &[], true, false));
+        assert_eq!(imp(&r, "pkg.inner"), nr(&["x"], &[], false, false));
         assert_eq!(imp(&r, "pkg.up"), nr(&["y"], &[], false, false));
         assert_eq!(imp(&r, "pkg.inner.sib"), nr(&["z"], &["z"], false, false));
         assert_eq!(imp(&r, "pkg.inner.sib.z"), nr(&["W"], &[], false, false));
@@ -2042,7 +2069,7 @@ def f():
         assert!(!a.exposed.contains("defined"));
         assert_eq!(imp(&r, "b").names, a.names);
         assert!(call(&r, "a").0.contains(&"other".to_owned()));
-        assert_eq!(call(&r, "a.other"), (names(&["attr"]), true));
+        assert_eq!(call(&r, "a.other"), (names(&["attr"]), false));
         assert!(call(&r, "b").0.contains(&"other".to_owned()));
     }
 
@@ -2415,7 +2442,7 @@ point.x
     #[test]
     #[ignore]
     fn throughput_stdlib() {
-        use crate::reload::static_imports::{imports_of_suite, parse_imports};
+        use crate::reload::static_imports::imports_of_suite;
         use std::path::{Path, PathBuf};
         use std::time::Instant;
 
