@@ -471,6 +471,7 @@ mod tests {
             excludes: vec![],
             quiet: Duration::from_millis(5),
             max_wait: Duration::from_millis(50),
+            data_files: DataFiles::default(),
         };
         let on_batch = Box::new(move |batch| {
             let _ = tx.send(batch);
