@@ -376,12 +376,19 @@ def apply(engine: Any, patch: Plan) -> None:
         engine.record_source(path, source)
 
 
-def describe(patch: Plan, files: str, elapsed_ms: float, held: int) -> str:
+def describe(
+    patch: Plan, files: str, elapsed_ms: float, held: int, held_noun: str | None = "request"
+) -> str:
     """The log line (it starts like a normal reload's, so anything counting reloads sees it)."""
     count = patch.functions
+    if not count and not patch.caches:
+        # The code is what already runs (a save reverted before it was reloaded, a whitespace
+        # change inside an expression): say so rather than count zeros.
+        return f"no code change in {files} ({elapsed_ms:.1f} ms)"
     cleared = f", {len(patch.caches)} cache{'s' if len(patch.caches) != 1 else ''} cleared"
+    held_part = f"(held {held} {held_noun}{'' if held == 1 else 's'}) " if held_noun else ""
     return (
-        f"reloaded 0 modules in {elapsed_ms:.1f} ms (held {held} request{'' if held == 1 else 's'})"
-        f" after changes to {files}: {count} function{'' if count == 1 else 's'} patched in "
+        f"reloaded 0 modules in {elapsed_ms:.1f} ms {held_part}"
+        f"after changes to {files}: {count} function{'' if count == 1 else 's'} patched in "
         f"place{cleared if patch.caches else ''}, no module re-executed"
     )
