@@ -4,13 +4,14 @@ through intermediate routers three levels deep, a shared schema module, and an a
 post-processes its routes. Written into a directory as the tests and benchmarks need it, with
 edits as keyword arguments.
 
-    shop/main.py                 app: includes routers.api and r19 (prefix /public), then sets
-                                 operation ids in a route loop (FastAPI's documented recipe)
-    shop/routers/__init__.py     api (prefix /api, a token dependency): r00..r14, nested.router
-    shop/routers/nested/__init__.py   router (prefix /nested, tags): r15, r16, deep.router
-    shop/routers/nested/deep.py  router (prefix /deep): r17, r18
-    shop/routers/rNN.py          10 routes each (r03 also a websocket); even NN carry their own
-                                 prefix and tags, odd ones get them from the include
+    shop/main.py        app: includes api.router and r19 (prefix /public), then sets operation
+                        ids in a route loop (FastAPI's documented recipe)
+    shop/api.py         router (prefix /api, a token dependency): r00..r14, nested.router
+    shop/nested.py      router (prefix /nested, tags): r15, r16, deep.router (prefix /deep)
+    shop/deep.py        router (tags): r17, r18
+    shop/routers/rNN.py 10 routes each (r03 also a websocket); even NN carry their own prefix
+                        and tags, odd ones get them from the include (shop/routers/__init__.py
+                        is empty: no module including routers is part of an import cycle)
     shop/schemas.py, deps.py     a pydantic model and dependencies every router uses
     shop/_markers.py             each module notes every run of its code in $SHOP_MARKERS
 """
@@ -26,11 +27,11 @@ TOKEN = {"x-token": "secret"}
 
 # Who includes each router: the importer whose re-run an edit of that router would cause.
 INCLUDER = {
-    **{n: "shop.routers" for n in range(15)},
-    15: "shop.routers.nested",
-    16: "shop.routers.nested",
-    17: "shop.routers.nested.deep",
-    18: "shop.routers.nested.deep",
+    **{n: "shop.api" for n in range(15)},
+    15: "shop.nested",
+    16: "shop.nested",
+    17: "shop.deep",
+    18: "shop.deep",
     19: "shop.main",
 }
 
@@ -168,22 +169,21 @@ def schemas_source(extra_field: bool = False) -> str:
         {field}"""
 
 
-def routers_source(also: str = "") -> str:
+def api_source(also: str = "") -> str:
     imports = ", ".join(f"r{n:02d}" for n in range(15))
     includes = "\n".join(
-        f"api.include_router(r{n:02d}.router{_include_args(n)})" for n in range(15)
+        f"router.include_router(r{n:02d}.router{_include_args(n)})" for n in range(15)
     )
     return f"""
         from fastapi import APIRouter, Depends
 
-        from shop import _markers, deps
-
-        from . import {imports}, nested
+        from shop import _markers, deps, nested
+        from shop.routers import {imports}
 
         _markers.mark(__name__)
-        api = APIRouter(prefix="/api", dependencies=[Depends(deps.require_token)])
+        router = APIRouter(prefix="/api", dependencies=[Depends(deps.require_token)])
         {textwrap.indent(includes, " " * 8).lstrip()}
-        api.include_router(nested.router, responses={{400: {{"description": "bad"}}}})
+        router.include_router(nested.router, responses={{400: {{"description": "bad"}}}})
         {also}
         """
 
@@ -192,10 +192,8 @@ def nested_source() -> str:
     return f"""
         from fastapi import APIRouter, Depends
 
-        from shop import _markers, deps
-
-        from . import deep
-        from .. import r15, r16
+        from shop import _markers, deep, deps
+        from shop.routers import r15, r16
 
         _markers.mark(__name__)
         router = APIRouter(prefix="/nested", tags=["nested"])
@@ -207,11 +205,10 @@ def nested_source() -> str:
 
 def deep_source() -> str:
     return f"""
-        from fastapi import APIRouter, Depends
+        from fastapi import APIRouter
 
-        from shop import _markers, deps
-
-        from .. import r17, r18
+        from shop import _markers
+        from shop.routers import r17, r18
 
         _markers.mark(__name__)
         router = APIRouter(tags=["deep"])
@@ -225,12 +222,12 @@ def main_source(header: str = "", footer: str = "") -> str:
         from fastapi import FastAPI
         from fastapi.routing import APIRoute
 
-        from shop import _markers, routers
+        from shop import _markers, api
         from shop.routers import r19
         {header}
         _markers.mark(__name__)
         app = FastAPI(title="shop", version="1.0")
-        app.include_router(routers.api)
+        app.include_router(api.router)
         app.include_router(r19.router, prefix="/public", tags=["public"])
 
         for route in app.routes:
@@ -290,9 +287,10 @@ def project() -> dict[str, str]:
         "shop/deps.py": DEPS,
         "shop/schemas.py": schemas_source(),
         "shop/main.py": main_source(),
-        "shop/routers/__init__.py": routers_source(),
-        "shop/routers/nested/__init__.py": nested_source(),
-        "shop/routers/nested/deep.py": deep_source(),
+        "shop/routers/__init__.py": "",
+        "shop/api.py": api_source(),
+        "shop/nested.py": nested_source(),
+        "shop/deep.py": deep_source(),
     }
     files.update({path_of(n): router_source(n) for n in range(ROUTERS)})
     return files

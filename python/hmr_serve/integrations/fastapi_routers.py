@@ -59,29 +59,42 @@ class Undo:
             self._steps.pop()()
 
 
+def can_absorb(importer: str, names: dict[str, frozenset[str]]) -> bool:
+    """Before the reload: whether a change of these names that `importer` read could be absorbed,
+    judged from their present values (the routers about to be replaced)."""
+    module = sys.modules.get(importer)
+    if module is None:
+        return False
+    try:
+        olds = [getattr(sys.modules[m], name) for m, listed in names.items() for name in listed]
+    except (KeyError, AttributeError):
+        return False
+    if not _may_absorb(importer, module, olds, {m: set(listed) for m, listed in names.items()}):
+        return False
+    for old in olds:
+        direct = includes.includes_of(old)
+        if not direct or old.on_startup or old.on_shutdown:
+            return False
+        if any(include.module != importer or not include.exact for _, include in direct):
+            return False
+        found = router_sources.facts(module)
+        if found is None or found.reads_routes:
+            return False
+    return True
+
+
 def absorb(importer: str, changes: dict[str, dict[str, tuple[Any, Any]]]) -> Undo | None:
     """Integration.absorb for FastAPI: see the module docstring."""
-    if not includes.installed() or "fastapi" not in sys.modules:
-        return None
-    from fastapi import APIRouter
-
     module = sys.modules.get(importer)
     if module is None:
         return None
-    swaps = []
-    for names in changes.values():
-        for old, new in names.values():
-            if not (isinstance(old, APIRouter) and isinstance(new, APIRouter)) or old is new:
-                return None
-            swaps.append((old, new))
-    if not swaps:
-        return None
+    swaps = [pair for names in changes.values() for pair in names.values()]
     changed = {name: set(names) for name, names in changes.items()}
-    if not router_sources.includes_only(module, changed):
-        logger.debug("%s re-runs: it uses the changed routers otherwise than included", importer)
+    if not _may_absorb(importer, module, [old for old, _ in swaps], changed):
         return None
-    if _holds(vars(module), {id(old) for old, _ in swaps}):
-        logger.debug("%s re-runs: one of its names holds a changed router", importer)
+    from fastapi import APIRouter
+
+    if any(not isinstance(new, APIRouter) or new is old for old, new in swaps):
         return None
     undo = Undo()
     try:
@@ -97,6 +110,25 @@ def absorb(importer: str, changes: dict[str, dict[str, tuple[Any, Any]]]) -> Und
         undo()
         raise
     return undo
+
+
+def _may_absorb(importer: str, module: Any, olds: list[Any], changed: dict[str, set[str]]) -> bool:
+    """The checks that need no new value: every changed name a router included while FastAPI's
+    includes were recorded, used by the importer's source only as include_router's argument,
+    and held by none of its names."""
+    if not olds or not includes.installed() or "fastapi" not in sys.modules:
+        return False
+    from fastapi import APIRouter
+
+    if any(not isinstance(old, APIRouter) for old in olds):
+        return False
+    if not router_sources.includes_only(module, changed):
+        logger.debug("%s re-runs: it uses the changed routers otherwise than included", importer)
+        return False
+    if _holds(vars(module), {id(old) for old in olds}):
+        logger.debug("%s re-runs: one of its names holds a changed router", importer)
+        return False
+    return True
 
 
 def _holds(namespace: dict[str, Any], ids: set[int]) -> bool:

@@ -29,6 +29,9 @@ class StarletteIntegration(Integration):
         if not fastapi_includes.installed() and "fastapi.routing" in sys.modules:
             fastapi_includes.install()
 
+    def can_absorb(self, importer: str, names: dict[str, frozenset[str]]) -> bool:
+        return fastapi_routers.can_absorb(importer, names)
+
     def absorb(
         self, importer: str, changes: dict[str, dict[str, tuple[Any, Any]]]
     ) -> Callable[[], None] | None:
