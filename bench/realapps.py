@@ -248,7 +248,7 @@ def report(app: RealApp, e2e: dict[str, Any], mechanism: dict[str, Any], rounds:
             [
                 edit.name,
                 _spread(mine),
-                "; ".join(sorted(set(e2e["lines"][edit.name])))[:160] or "–",
+                " / ".join(sorted({_short(line) for line in e2e["lines"][edit.name]})) or "–",
                 _spread(theirs),
                 "yes" if differs == [] else f"no: {', '.join(differs)}" if differs else "–",
             ]
@@ -278,9 +278,9 @@ def report(app: RealApp, e2e: dict[str, Any], mechanism: dict[str, Any], rounds:
         f"Background GETs of {app.background} every 20 ms: {failed}.",
         f'"{DESTROYED}" at shutdown: {destroyed}.',
         "",
-        "Routers replaced in place (realapps_absorb.py: each router module re-run in place, then "
-        "`absorb` for the module including it, in one interpreter; the engine does not call it "
-        f"yet): {len(absorbed)} of {len(one)} router modules absorbed"
+        "Routers replaced in place, without the reload engine (realapps_absorb.py: each router "
+        "module re-run in place, then `absorb` for the module including it, in one "
+        f"interpreter): {len(absorbed)} of {len(one)} router modules absorbed"
         + (f"; refused, as they must be: {', '.join(refused)}" if refused else "")
         + f". absorb took {fmt_ms(median([r['absorb_ms'] for r in absorbed]))} median, "
         f"{fmt_ms(min(r['absorb_ms'] for r in by_size))}–"
@@ -305,6 +305,12 @@ def app_versions(app: RealApp) -> str:
     )
     out = subprocess.run([str(app.python), "-c", code], capture_output=True, text=True, timeout=60)
     return out.stdout.strip() or "versions unknown"
+
+
+def _short(line: str) -> str:
+    """A reload line without what the table says already (which file)."""
+    line = line.split(" after changes to ")[0].split(" (mealie/")[0]
+    return line if len(line) <= 120 else line[:117] + "..."
 
 
 def _spread(seconds: list[float]) -> str:

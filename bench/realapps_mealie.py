@@ -23,6 +23,9 @@ from realapps_common import Edit, RealApp
 
 APP_ABOUT = "mealie/routes/app/app_about.py"
 
+# In this order: each edit is compared with a fresh server while it is served, so an edit that
+# leaves the server wrong would have its error blamed on the ones after it, until the settings
+# edit restarts the process.
 EDITS = [
     Edit(
         "route body",
@@ -33,20 +36,20 @@ EDITS = [
         shows=lambda status, body: status == 200 and body.get("isDemo") is True,
     ),
     Edit(
-        "pydantic schema field",
-        "mealie/schema/admin/about.py",
-        '    dark_error: str = "#EF5350"\n',
-        '    dark_error: str = "#EF5350"\n    hmr_probe: str = "added"\n',
-        probe="/api/app/about/theme",
-        shows=lambda status, body: status == 200 and body.get("hmrProbe") == "added",
-    ),
-    Edit(
         "route added to a router",
         APP_ABOUT,
         None,
         '\n\n@router.get("/hmr-probe")\ndef hmr_probe():\n    return {"probe": "added"}\n',
         probe="/api/app/about/hmr-probe",
         shows=lambda status, body: status == 200 and body == {"probe": "added"},
+    ),
+    Edit(
+        "pydantic schema field",
+        "mealie/schema/admin/about.py",
+        '    dark_error: str = "#EF5350"\n',
+        '    dark_error: str = "#EF5350"\n    hmr_probe: str = "added"\n',
+        probe="/api/app/about/theme",
+        shows=lambda status, body: status == 200 and body.get("hmrProbe") == "added",
     ),
     Edit(
         "shared settings default",
