@@ -34,6 +34,7 @@ second could otherwise let the restarted script import the stale bytecode.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shlex
 import shutil
@@ -312,6 +313,7 @@ def run(tools: list[str], reps: int, n: int, module_ms: float, model_s: float, h
     # Bounded waits, scaled to the tree: a restart imports every module and the model.
     cold = n * module_ms / 1000 + model_s
     samples: list[Sample] = []
+    load = [os.getloadavg()[0]]
     try:
         for t in targets:
             t.proc.start()
@@ -334,6 +336,7 @@ def run(tools: list[str], reps: int, n: int, module_ms: float, model_s: float, h
                     f"  runs={s.runs}  model loads={s.model_loads}"
                     f"{'  MISMATCH' if s.mismatch else ''}"
                 )
+        load.append(os.getloadavg()[0])
     finally:
         for t in targets:
             t.proc.stop()
@@ -343,6 +346,7 @@ def run(tools: list[str], reps: int, n: int, module_ms: float, model_s: float, h
         "cold": {t.name: t.cold_ms for t in targets},
         "iterations": {name: iterations[py] for name, py in pythons.items()},
         "depth": len(graph.path),
+        "load": load,
     }
 
 
@@ -412,7 +416,9 @@ def report(result: dict, tools: list[str], n: int, module_ms: float, model_s: fl
         f"(loop iterations: {loops}), model load {model_s:g} s; "
         f"{max(map(len, by.values()))} leaf edits per tool, tools in turns.{skipped} "
         f"First output (spawn → the script's first line, all tools starting at once): "
-        f"{cold}.\n\n{table}\n\n{'; '.join(verdicts)}.\n\n"
+        f"{cold}. The machine's load average (1 min) before and after: "
+        f"{' and '.join(f'{x:.1f}' for x in result['load'])}.\n\n"
+        f"{table}\n\n{'; '.join(verdicts)}.\n\n"
         f"hmr-serve in detail (the leaf's importers closure is leaf and app: 2 modules):\n\n"
         f"{detail}\n"
     )
