@@ -177,7 +177,7 @@ class Hmr:
             if not command.exists():
                 base = newest_python()
                 if base is None:
-                    return cls(None, None, "skipped: no Python 3.12+ for hmr's venv")
+                    return cls(None, None, "hmr skipped: no Python 3.12+ for its venv")
                 say(f"[script] making {venv} from {base} with {HMR_REQUIREMENT}")
                 subprocess.run([base, "-m", "venv", "--clear", str(venv)], check=True, timeout=300)
                 subprocess.run(
@@ -193,7 +193,7 @@ class Hmr:
                 timeout=60,
             )
         except (OSError, subprocess.SubprocessError) as exc:
-            return cls(None, None, f"skipped: no working hmr venv at {venv} ({exc})")
+            return cls(None, None, f"hmr skipped: no working venv at {venv} ({exc})")
         py, hmr = out.stdout.split()
         return cls(str(command), str(python), f"hmr {hmr} on Python {py}")
 
@@ -409,7 +409,7 @@ def report(result: dict, tools: list[str], n: int, module_ms: float, model_s: fl
     )  # fmt: skip
     cold = ", ".join(f"{k} {fmt_ms(v) if v else '–'}" for k, v in result["cold"].items())
     loops = ", ".join(f"{k} {v}" for k, v in result["iterations"].items())
-    skipped = "" if "hmr" in tools else f" hmr: {hmr.about}."
+    skipped = "" if "hmr" in tools else f" {hmr.about}."
     return (
         f"Tree of {n} modules (reload.py's generator: fan-out 4 plus one cross import each, "
         f"depth {result['depth']}), ~{module_ms:g} ms of CPU per module "
@@ -438,9 +438,9 @@ def main(argv: list[str] | None = None) -> str:
     wanted = [s for s in args.tools.split(",") if s]
     if "hmr-serve" not in wanted or any(s not in TOOLS for s in wanted):
         p.error(f"--tools: a subset of {','.join(TOOLS)} that includes hmr-serve")
-    hmr = Hmr.find_or_make(args.hmr_venv) if "hmr" in wanted else Hmr(None, None, "not run")
+    hmr = Hmr.find_or_make(args.hmr_venv) if "hmr" in wanted else Hmr(None, None, "hmr not run")
     if hmr.command is None and "hmr" in wanted:
-        say(f"[script] hmr {hmr.about}")
+        say(f"[script] {hmr.about}")
         wanted.remove("hmr")
 
     result = run(wanted, reps, args.modules, args.module_ms, args.model_seconds, hmr)
