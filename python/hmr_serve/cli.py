@@ -465,7 +465,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--error-page",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="show exceptions and failed reloads as an overlay page (default: on)",
+        help=(
+            "show exceptions and failed reloads as an overlay page (default: on); for "
+            "loopback clients it replaces the app's own 500 answer (Starlette/FastAPI "
+            "exception handlers, Flask's errorhandler(500)), as Flask debug and Django DEBUG "
+            "do; --no-error-page turns it off and leaves 500s to the app"
+        ),
     )
     browser.add_argument(
         "--show-errors-to-all",

@@ -18,6 +18,7 @@ from hmr_serve import _core, browser, integrations, restart
 from hmr_serve.asgi import Dispatcher, resolve
 from hmr_serve.config import Config
 from hmr_serve.error_pages import ErrorPages
+from hmr_serve.leftover_tasks import cancel_leftover_tasks
 from hmr_serve.lifespan import Lifespan
 from hmr_serve.loading import AppLoadError, detect_interface, load_app, prepend_app_dir
 from hmr_serve.logs import LogConfigError, apply_log_config, configure, log_exception, logger
@@ -135,6 +136,7 @@ def run(config: Config) -> int:
     try:
         outcome = loop.run_until_complete(_serve(config, app, interface, loop, tracker, session))
     finally:
+        cancel_leftover_tasks(loop)
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
     if isinstance(outcome, restart.Restart):
