@@ -147,6 +147,9 @@ def _live_functions(module: types.ModuleType, name: str) -> list[tuple[types.Fun
                 for attr in list(vars(value).values()):
                     add(attr, attr, depth + 1)
             return
+        elif hasattr(type(value), "__get__"):  # another descriptor (Django's classproperty)
+            for _, function in identity.held_functions(value):
+                add(function, function, depth + 1)
         wrapped = _safe_getattr(value, "__wrapped__")
         if wrapped is not None:
             add(wrapped, outer, depth + 1)
