@@ -79,6 +79,10 @@ class DjangoIntegration(Integration):
         self._saved_receivers: list[tuple[Any, list[Any]]] = []
         self._admin_wrapped = False
         self._dropped: set[tuple[Any, Any]] = set()  # registrations before_execute removed
+        # Module name -> (its namespace, the Signals it held when last looked through), and the
+        # modules that ran again since (their Signals may be new objects).
+        self._signals_seen: dict[str, tuple[dict[str, Any], list[Any]]] = {}
+        self._signals_rerun: set[str] = set()
 
     # -- restart -------------------------------------------------------------------------------
 
@@ -144,6 +148,7 @@ class DjangoIntegration(Integration):
         if not self._reloading:
             return  # Django was not configured: nothing was touched
         self._reloading = False
+        self._signals_rerun |= set(modules)  # ran, or were put back as they were: look again
         if succeeded:
             self._saved_registries = []
             self._saved_origins = {}
@@ -259,20 +264,31 @@ class DjangoIntegration(Integration):
 
     # -- signals -------------------------------------------------------------------------------
 
-    @staticmethod
-    def _signals() -> list[Any]:
-        """Every Signal held by a module: Django's own (model, request, auth...) and the app's."""
+    def _signals(self) -> list[Any]:
+        """Every Signal held by a module: Django's own (model, request, auth...) and the app's.
+        A module's Signals change only when it runs, so only modules imported or re-executed
+        since the last look are looked through (the whole heap of a big app costs milliseconds
+        a reload)."""
         from django.dispatch import Signal
 
-        found: dict[int, Any] = {}
-        for module in list(sys.modules.values()):
+        seen = self._signals_seen
+        rerun, self._signals_rerun = self._signals_rerun, set()
+        for name, module in list(sys.modules.items()):
             namespace = getattr(module, "__dict__", None)
             if not isinstance(namespace, dict):
                 continue
-            for value in list(namespace.values()):
-                # type(), not isinstance(): that would evaluate every lazy object it meets.
-                if issubclass(type(value), Signal):
-                    found[id(value)] = value
+            known = seen.get(name)
+            if known is not None and known[0] is namespace and name not in rerun:
+                continue
+            # type(), not isinstance(): that would evaluate every lazy object it meets.
+            held = [value for value in list(namespace.values()) if issubclass(type(value), Signal)]
+            seen[name] = (namespace, held)
+        for name in seen.keys() - sys.modules.keys():
+            del seen[name]
+        found: dict[int, Any] = {}
+        for _, held in seen.values():
+            for signal in held:
+                found[id(signal)] = signal
         return list(found.values())
 
     def _disconnect_receivers(self) -> None:

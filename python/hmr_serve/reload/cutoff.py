@@ -332,31 +332,61 @@ def _plan(engine: Any, changed: list[str], called_at_start: frozenset[str]) -> P
         result.sources.append((path, new_source))
 
     if qualnames:
-        closure = engine.closure(list(changed))
-        everyone = []
-        for member in closure:
+        sources: dict[str, tuple[bytes, str]] = {}
+        for member in engine.closure(list(changed)):
             module = sys.modules.get(member)
             if module is None:
                 continue
             if member in new_sources:
-                everyone.append(_uses(member, new_sources[member], ""))
-                continue
-            path, source = _source_of(engine, module)
-            everyone.append(_uses(member, source, path))
-        names, import_time = _changed_names(qualnames, everyone)
+                sources[member] = (new_sources[member], "")
+            else:
+                path, source = _source_of(engine, module)
+                sources[member] = (source, path)
+        names, import_time, read = _changed_names_in(qualnames, sources)
         used = names & (import_time | called_at_start)
         if used:
             raise _Fallback(f"{', '.join(sorted(used))} may run while a module imports")
-        for member in closure:
-            module = sys.modules.get(member)
-            if module is None:
-                continue
-            for value in list(vars(module).values()):
+        for member in read:
+            for value in list(vars(sys.modules[member]).values()):
                 if callable(_safe_getattr(value, "cache_clear")):
                     inner = inspect.unwrap(value) if hasattr(value, "__wrapped__") else None
                     if getattr(inner, "__name__", None) in names:
                         result.caches.append(value)
     return result
+
+
+def _changed_names_in(
+    qualnames: set[str], sources: dict[str, tuple[bytes, str]]
+) -> tuple[set[str], set[str], list[str]]:
+    """`_changed_names` over the closure, reading only the modules whose source mentions one of
+    the names that matter (T, and the classes of its methods) at all: a name a module reads is
+    in its text, so any other module adds nothing to T nor to the import-time uses of T. The
+    first edit of a module with hundreds of importers parses a few of them, not all. Returns
+    T, the import-time names of the modules read, and those modules."""
+    read: dict[str, body_diff.Uses] = {}
+    names, import_time = _changed_names(qualnames, [])
+    watched = {part for qualname in qualnames for part in qualname.split(".")}
+    while True:
+        words = [name.encode() for name in watched]
+        new = [m for m, (text, _) in sources.items() if m not in read and _mentions(text, words)]
+        if not new:
+            return names, import_time, list(read)
+        for member in new:
+            source, path = sources[member]
+            read[member] = _uses(member, source, path)
+        names, import_time = _changed_names(qualnames, list(read.values()))
+        classes = {
+            cls
+            for uses in read.values()
+            for function, enclosing, _ in uses.bodies
+            if function in names
+            for cls in enclosing
+        }
+        watched |= names | classes
+
+
+def _mentions(source: bytes, words: list[bytes]) -> bool:
+    return any(word in source for word in words)
 
 
 def apply(engine: Any, patch: Plan) -> None:
