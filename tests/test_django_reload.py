@@ -154,7 +154,10 @@ FILES = {
         <p id="shout">{{ question|shout }}</p>
         <form action="{% url 'polls:vote' %}" method="post">{% csrf_token %}
         {% for choice in choices %}<label>{{ choice }}</label>{% endfor %}
-        </form></body></html>
+        </form>{% include "polls/_footer.html" %}</body></html>
+    """,
+    "polls/templates/polls/_footer.html": """
+        <footer>footer-v1</footer>
     """,
 }
 
@@ -362,7 +365,14 @@ def test_template_edit_without_module_reload(site):
     edit(site.root, "polls/templates/polls/index.html", "<h1>", '<h1 class="edited">')
     got = site.settle(["/polls/"])
     assert '<h1 class="edited">' in got["/polls/"][2]
+    # Only the changed template is compiled again: the page that includes it must show it.
+    edit(site.root, "polls/templates/polls/_footer.html", "footer-v1", "footer-v2")
+    got = site.settle(["/polls/"])
+    assert "footer-v2" in got["/polls/"][2] and '<h1 class="edited">' in got["/polls/"][2]
     assert site.reloads() == before, site.server.output
+    site.server.wait_for_line(
+        "polls/templates/polls/_footer.html changed: template caches cleared, pages refreshed"
+    )
 
 
 def test_template_tag_edit(site):
