@@ -442,6 +442,6 @@ def test_models_edit_takes_the_restart(site):
     site.background.stop()
     edit(site.root, "polls/models.py", "return self.text", "return self.text.upper()")
     line = site.server.wait_for_line(r"restarting the process|restart unavailable", timeout=15)
-    assert "polls.models changed: Django models cannot be hot-reloaded" in line
+    assert "polls/models.py changed: Django models cannot be hot-reloaded" in line, line
     if "restarting the process" in line:
         site.settle(["/polls/", "/admin/polls/note/"], timeout=60)

@@ -21,11 +21,10 @@ import gc
 import os
 import sys
 import weakref
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from hmr_serve.integrations import Integration
+from hmr_serve.integrations import Integration, import_chain
 
 _NOT_YOURS = ("django.", "hmr_serve.")
 
@@ -52,16 +51,6 @@ def _caller_module() -> str | None:
             return name
         frame = frame.f_back
     return None
-
-
-def _changed_modules(modules: Iterable[str], paths: list[str]) -> set[str]:
-    real = {os.path.realpath(p) for p in paths}
-    changed = set()
-    for name in modules:
-        file = getattr(sys.modules.get(name), "__file__", None)
-        if file and os.path.realpath(file) in real:
-            changed.add(name)
-    return changed
 
 
 class DjangoIntegration(Integration):
@@ -92,21 +81,25 @@ class DjangoIntegration(Integration):
 
         if not settings.configured:
             return None
+
+        def because(name: str, why: str) -> str:
+            return f"{import_chain.describe(name, modules, paths)}: {why}"
+
         settings_module = getattr(settings, "SETTINGS_MODULE", None) or os.environ.get(
             "DJANGO_SETTINGS_MODULE"
         )
         if settings_module in modules:
-            return f"{settings_module} changed: Django settings cannot be hot-reloaded"
+            return because(settings_module, "Django settings cannot be hot-reloaded")
         model_modules = self._model_modules()
         for name in modules:
             if name in model_modules or name.endswith(".models") or ".models." in name:
-                return f"{name} changed: Django models cannot be hot-reloaded"
+                return because(name, "Django models cannot be hot-reloaded")
             if ".migrations." in name or name.endswith(".migrations"):
-                return f"{name} changed: Django migrations cannot be hot-reloaded"
+                return because(name, "Django migrations cannot be hot-reloaded")
         app_modules = self._app_config_modules()
-        for name in sorted(_changed_modules(modules, paths)):
+        for name in import_chain.changed_modules(modules, paths):
             if name in app_modules or name.endswith(".apps"):
-                return f"{name} changed: a Django AppConfig runs ready() only at start-up"
+                return because(name, "a Django AppConfig runs ready() only at start-up")
         return None
 
     @staticmethod
