@@ -564,13 +564,15 @@ class WagtailIntegration(Integration):
         self._put_in_place(added)
         touched = {name for r in (*undone, *added) for name, _ in r.hooks}
         viewset_list = _viewset_list()
-        viewsets_changed = any(c is viewset_list for r in (*undone, *added) for c, _ in r.items)
-        self._refresh_caches(touched)
+        changed_viewsets = {
+            id(item) for r in (*undone, *added) for c, item in r.items if c is viewset_list
+        }
+        self._refresh_caches(touched, closure)
         urls_by_closure = self._contributions is not None and any(
             _defined_in(c.fn) in closure for c in self._contributions
         )
-        if viewsets_changed or touched & _URL_HOOKS or urls_by_closure:
-            self._rebuild_admin_urls(closure, viewsets_changed)
+        if changed_viewsets or touched & _URL_HOOKS or urls_by_closure:
+            self._rebuild_admin_urls(closure, changed_viewsets)
 
     def _roll_back(self, added: list[_Registration]) -> None:
         hooks = sys.modules["wagtail.hooks"]._hooks if "wagtail.hooks" in sys.modules else {}
@@ -620,16 +622,17 @@ class WagtailIntegration(Integration):
     # -- what Wagtail built from the registries -------------------------------------------------
 
     @staticmethod
-    def _refresh_caches(touched: set[str]) -> None:
+    def _refresh_caches(touched: set[str], closure: set[str]) -> None:
+        """Drops what Wagtail computed once from the hooks: the menus' items and the search
+        areas (Wagtail's own menus live in two modules; a project's, in its modules that ran),
+        the icon sprite, the workflow-enabled snippet models."""
         menu = sys.modules.get("wagtail.admin.menu")
         search = sys.modules.get("wagtail.admin.search")
         kinds = tuple(
-            k for k in (getattr(menu, "Menu", None), getattr(search, "Search", None)) if k
+            kind for kind in (getattr(menu, "Menu", None), getattr(search, "Search", None)) if kind
         )
-        for name, module in list(sys.modules.items()):
-            if not name.startswith("wagtail.") or module is None:
-                continue
-            for value in list(getattr(module, "__dict__", {}).values()):
+        for name in ("wagtail.admin.menu", "wagtail.admin.search", *closure):
+            for value in list(getattr(sys.modules.get(name), "__dict__", {}).values()):
                 # type(), not isinstance(): a lazy object would be evaluated.
                 if kinds and issubclass(type(value), kinds):
                     value.__dict__.pop("registered_menu_items", None)
@@ -642,17 +645,14 @@ class WagtailIntegration(Integration):
         if snippets is not None:
             snippets.get_workflow_enabled_models.cache_clear()
 
-    def _rebuild_admin_urls(self, closure: set[str], viewsets_changed: bool) -> None:
+    def _rebuild_admin_urls(self, closure: set[str], changed_viewsets: set[int]) -> None:
         """The hook-made part of wagtail.admin.urls, as importing it now would make it: patterns
-        of hooks from re-run modules (and of the viewsets, when they changed) made anew and
-        decorated as that module decorates them; the others kept."""
+        of hooks from re-run modules, and of the viewsets that changed, made anew and decorated
+        as that module decorates them; the others kept (building every viewset's views again
+        would cost tens of milliseconds)."""
         module = sys.modules.get("wagtail.admin.urls")
         if module is None or self._contributions is None:
             return  # not built yet: it will be from the registries as they are now
-        from django.views.decorators.cache import never_cache
-        from wagtail.admin.auth import require_admin_access
-        from wagtail.utils.urlpatterns import decorate_urlpatterns
-
         old = {id(c.fn): c for c in self._contributions}
         old_patterns = {id(p) for c in self._contributions for p in c.patterns}
         places = [i for i, p in enumerate(module.urlpatterns) if id(p) in old_patterns]
@@ -661,21 +661,62 @@ class WagtailIntegration(Integration):
         rebuilt = []
         for fn in self._get_hooks("register_admin_urls"):
             kept = old.get(id(fn))
-            if (
-                kept is not None
-                and _defined_in(fn) not in closure
-                and not (kept.viewsets and viewsets_changed)
-            ):
-                rebuilt.append(kept)
-                continue
-            contribution = self._contribute(fn)
-            for decorator in (require_admin_access, module.display_custom_404, never_cache):
-                decorate_urlpatterns(contribution.patterns, decorator)
+            if kept is None or _defined_in(fn) in closure:
+                contribution = self._contribute(fn)
+                _decorate(contribution.patterns, module)
+            elif kept.viewsets and changed_viewsets:
+                contribution = _Contribution(fn, viewsets=True)
+                patterns = _viewset_patterns(kept.patterns, changed_viewsets, module)
+                contribution.patterns = patterns if patterns is not None else fn()
+                if patterns is None:
+                    _decorate(contribution.patterns, module)
+            else:
+                contribution = kept
             rebuilt.append(contribution)
         module.urlpatterns[places[0] : places[-1] + 1] = [p for c in rebuilt for p in c.patterns]
         # In place: the resolver including it holds this list. The Django integration reset
         # every resolver's caches before this ran, and nothing has resolved a URL since.
         self._contributions = rebuilt
+
+
+def _decorate(patterns: list[Any], admin_urls: ModuleType) -> None:
+    """As wagtail.admin.urls decorates the patterns its hooks return."""
+    from django.views.decorators.cache import never_cache
+    from wagtail.admin.auth import require_admin_access
+    from wagtail.utils.urlpatterns import decorate_urlpatterns
+
+    for decorator in (require_admin_access, admin_urls.display_custom_404, never_cache):
+        decorate_urlpatterns(patterns, decorator)
+
+
+def _viewset_patterns(
+    old: list[Any], changed: set[int], admin_urls: ModuleType
+) -> list[Any] | None:
+    """The viewsets' URL patterns, in the registry's order: each changed viewset's made anew,
+    the others' kept (found by URL prefix and namespace). None when that cannot be told."""
+    module = sys.modules["wagtail.admin.viewsets"]
+    by_key: dict[tuple[str, Any], Any] = {}
+    for pattern in old:
+        key = (str(getattr(pattern, "pattern", "")), getattr(pattern, "namespace", None))
+        if key in by_key:
+            return None
+        by_key[key] = pattern
+    patterns = []
+    for viewset in module.viewsets.viewsets:
+        if id(viewset) in changed:
+            registry = module.ViewSetRegistry()
+            registry.viewsets = [viewset]
+            made = registry.get_urlpatterns()
+            _decorate(made, admin_urls)
+            patterns += made
+            continue
+        try:
+            key = (f"{viewset.url_prefix}/", viewset.url_namespace)
+        except Exception:  # no name: it has no URLs (it would have failed at start-up)
+            continue
+        if key in by_key:
+            patterns.append(by_key[key])
+    return patterns
 
 
 def _place_keys(registrations: list[_Registration]) -> list[tuple[str, Any, int]]:
