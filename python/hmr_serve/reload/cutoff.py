@@ -12,9 +12,10 @@ either; its functions are still patched so tracebacks show the new line numbers.
 The new source is compiled, and its code objects are matched to the old source's by qualified
 name (built by walking `co_consts`: `co_qualname` is 3.11+), then to the live functions whose
 `__code__` equals the old one: top-level functions, methods (static, class, property accessors,
-`functools.cached_property`/`partialmethod`) of the module's classes, through `__wrapped__`
-chains. Any changed code object without a live function, with other free variables, or of
-another kind (sync/async/generator), and the edit takes the normal reload.
+`functools.cached_property`/`partialmethod`, the functions other descriptors hold such as
+Django's `classproperty`) of the module's classes, through `__wrapped__` chains. Any changed
+code object without a live function, with other free variables, or of another kind
+(sync/async/generator), and the edit takes the normal reload.
 
 When the new code could have been called while some module imported, that module holds a value
 the old code computed, and a fresh process would hold the new one: then the normal reload runs.
@@ -22,7 +23,10 @@ The rule is static and conservative. T, the changed names, starts with every top
 whose body changed and, for a changed method, its attribute name, plus its class's name when the
 method is a dunder or the class name is used at import time anywhere below. T grows by every
 function (and, by the same rule, method) in the changed modules or their transitive importers
-whose body reads a name in T, until nothing is added. If any of these modules reads a name in T
+whose body reads a name in T, until nothing is added (a module whose source text holds no name
+of T, nor the class of a changed method, can neither read T nor add to it, so it is never
+parsed: the first edit of a module with hundreds of importers reads the few that mention it).
+If any of these modules reads a name in T
 outside function bodies (module-level statements, class bodies, decorators, defaults,
 annotations, lambdas), by name, through a `from m import x as y` alias (names a
 `from m import *` brings keep their own), or as an attribute `.x`, or if T holds the app
