@@ -212,7 +212,15 @@ def mod(i: int) -> str:
 class App:
     """One copy of the generated app, and the edits made to it."""
 
-    def __init__(self, root: Path, graph: Graph, iterations: int, ms: float, model_s: float):
+    def __init__(
+        self,
+        root: Path,
+        graph: Graph,
+        iterations: int,
+        ms: float,
+        model_s: float,
+        busy_template: str = BUSY,  # another form of the work: see script_mode.py
+    ):
         self.root = root
         self.pkg = root / "benchapp"
         self.graph = graph
@@ -222,7 +230,7 @@ class App:
         self.saves: dict[str, int] = defaultdict(int)
         self.pkg.mkdir(parents=True)
         (self.pkg / "__init__.py").write_text("")
-        busy = BUSY.format(iterations=iterations, ms=ms)
+        busy = busy_template.format(iterations=iterations, ms=ms)
         on_path = dict(itertools.pairwise(graph.path))  # parent → its child on the path
         for i in range(graph.n - 1):
             lines = [f'"""Generated module {i} of {graph.n}."""']

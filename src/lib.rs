@@ -1,8 +1,11 @@
-//! Native core of hmr-serve: the HTTP server (`server`) and the reload machinery (`reload`).
-//! Python drives both through the small surface registered here.
+//! Native core of hmr-serve: the HTTP server (`server`) and the reload machinery (`reload`),
+//! both built on the shared pieces below them (`log`, `wake_fd`). Python drives them through the
+//! small surface registered here.
 
+pub mod log;
 pub mod reload;
 pub mod server;
+pub mod wake_fd;
 
 use pyo3::prelude::*;
 
@@ -17,13 +20,20 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<server::handle::Server>()?;
     m.add_class::<reload::engine::ReloadEngine>()?;
     m.add_class::<reload::watchdog::ReloadWatchdog>()?;
+    m.add_function(wrap_pyfunction!(reload::project_map::project_map, m)?)?;
     m.add(
         "ClientDisconnected",
         m.py().get_type::<server::asgi::ClientDisconnected>(),
     )?;
-    m.add_function(wrap_pyfunction!(server::log::set_log_level, m)?)?;
-    m.add_function(wrap_pyfunction!(server::log::set_log_colors, m)?)?;
-    m.add_function(wrap_pyfunction!(server::log::log_to_python, m)?)?;
+    m.add_function(wrap_pyfunction!(log::set_log_level, m)?)?;
+    m.add_function(wrap_pyfunction!(log::set_log_colors, m)?)?;
+    m.add_function(wrap_pyfunction!(log::log_to_python, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // The paths of platforms without eventfd and inotify close-after-write (macOS), taken on
+    // Linux too with the `portable` feature: `make test-portable` checks it runs such a build.
+    m.add(
+        "PORTABLE_PATHS",
+        cfg!(not(all(target_os = "linux", not(feature = "portable")))),
+    )?;
     Ok(())
 }

@@ -4,6 +4,7 @@ when a change cannot be hot-reloaded, drain and replace the process keeping the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import os
 import signal
@@ -20,8 +21,10 @@ from hmr_serve.error_pages import ErrorPages
 from hmr_serve.lifespan import Lifespan
 from hmr_serve.loading import AppLoadError, detect_interface, load_app, prepend_app_dir
 from hmr_serve.logs import LogConfigError, apply_log_config, configure, log_exception, logger
-from hmr_serve.reload.reloader import AppTarget, Reloader
+from hmr_serve.reload.data_files import DataFiles
+from hmr_serve.reload.reloader import Reloader
 from hmr_serve.reload.tracker import ImportTracker
+from hmr_serve.server_front import AppTarget, ServerFrontEnd
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -79,6 +82,7 @@ class _Session:
     def __init__(self, launch: restart.Launch, load_started: float) -> None:
         self.launch = launch
         self.load_started = load_started
+        self.data_files: DataFiles | None = None  # with --reload: what modules read importing
         self.failure: str | None = None  # the load error, when serving the 503 fallback
         self.failure_details: str | None = None
 
@@ -106,8 +110,12 @@ def run(config: Config) -> int:
     session = _Session(launch, time.time())
     app: Any = None
     interface = "asgi"
+    if tracker is not None:
+        session.data_files = DataFiles(tracker.engine, tracker)
+        session.data_files.install()
     try:
-        app, interface = load(config)
+        with session.data_files.importing() if session.data_files else contextlib.nullcontext():
+            app, interface = load(config)
     except AppLoadError as exc:
         if exc.details:
             sys.stderr.write(exc.details)
@@ -157,15 +165,20 @@ def _start_reloading(
     session: _Session,
 ) -> Reloader:
     engine = tracker.engine
-    reloader = Reloader(
+    front = ServerFrontEnd(
         server,
-        engine,
-        tracker,
         AppTarget(config.app, config.factory, app),
         loop,
         config.reload_drain_timeout,
-        restart=request_restart,
+        request_restart,
+    )
+    reloader = Reloader(
+        front,
+        engine,
+        tracker,
+        loop,
         timeout=config.reload_timeout,
+        data_files=session.data_files,
     )
 
     def touched_modules(batch: list[tuple[str, str]]) -> list[str]:
@@ -303,9 +316,11 @@ def _bind(config: Config, session: _Session) -> Any:
     return _core.Server(uds=owned_uds, backlog=config.backlog, fd=fd)
 
 
-def _initial_scan(engine: Any) -> None:
+def _initial_scan(engine: Any, reloader: Reloader) -> None:
     started = time.perf_counter()
     parsed, errors = engine.scan()
+    # Converted now, off the loop, rather than on the first save that reaches them.
+    reloader.reads.warm()
     logger.debug(
         "static import pass: %d files in %.1f ms", parsed, (time.perf_counter() - started) * 1000
     )
@@ -357,7 +372,8 @@ async def _serve(
     lifespan = None
     if session.failure is None and interface == "asgi" and config.lifespan != "off":
         lifespan = Lifespan(app, config.lifespan)
-        started = await _unless_stopped(lifespan.startup(), stop)
+        with session.data_files.starting() if session.data_files else contextlib.nullcontext():
+            started = await _unless_stopped(lifespan.startup(), stop)
         if started is None:  # CTRL+C while the app was starting up
             await lifespan.cancel()
             server.close()
@@ -401,14 +417,18 @@ async def _serve(
     else:
         if tracker is not None:
             try:
-                _start_reloading(config, server, tracker, app, loop, request_restart, session)
+                reloader = _start_reloading(
+                    config, server, tracker, app, loop, request_restart, session
+                )
             except OSError:
                 server.shutdown()
                 server.close()
                 return EXIT_ERROR
             # The static pass runs beside serving, not before it: start-up stays as fast as
             # without.
-            loop.run_in_executor(None, _initial_scan, tracker.engine)
+            reloader.initial_scan = loop.run_in_executor(
+                None, _initial_scan, tracker.engine, reloader
+            )
         logger.info("serving %s (%s, press CTRL+C to quit)", server.url, interface.upper())
 
     await stop.wait()

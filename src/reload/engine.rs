@@ -10,12 +10,14 @@ use std::time::Duration;
 
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyDict, PyFrozenSet};
 
 use super::content_hash::ContentHashes;
 use super::delivery::{Deliver, Outbox};
+use super::filter::DataFiles;
 use super::graph::ImportGraph;
-use super::static_imports::parse_imports;
+use super::static_imports::{ImportRef, imports_of_suite, parse_source};
+use super::static_reads::{ModuleReads, NameReads, reads_of_suite};
 use super::watcher::{WatchConfig, Watcher};
 
 #[pyclass(frozen, module = "hmr_serve._core")]
@@ -29,6 +31,12 @@ pub struct ReloadEngine {
     sources: Mutex<HashMap<PathBuf, Vec<u8>>>,
     /// The watcher, and the loop and fd its batches are delivered through.
     watcher: Mutex<Option<(Watcher, Py<PyAny>, RawFd)>>,
+    /// Data files modules read while importing: the watcher accepts them whatever the includes.
+    data_files: DataFiles,
+    /// What each parsed module reads of others (name-level propagation), and the modules
+    /// parsed anew since Python last asked (its converted copies are stale).
+    reads: Mutex<HashMap<String, ModuleReads>>,
+    reparsed: Mutex<Vec<String>>,
 }
 
 /// File times come from the kernel's coarse clock, up to a tick (10 ms at HZ=100) behind the
@@ -43,6 +51,26 @@ fn written_since(path: &std::path::Path, at: f64) -> bool {
     modified
         .duration_since(std::time::UNIX_EPOCH)
         .is_ok_and(|mtime| mtime.as_secs_f64() >= at - MTIME_SLACK)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Every module an import-time import statement names gets an entry, empty when nothing of it
+/// is read: an import the reads do not mention at all then means one the static pass missed
+/// (a dynamic or run-time-only import), which counts as depending on the whole module.
+fn with_import_entries(mut reads: ModuleReads, imports: &[ImportRef]) -> ModuleReads {
+    for import in imports.iter().filter(|import| !import.lazy) {
+        reads.import_time.entry(import.module.clone()).or_default();
+        for name in &import.names {
+            reads
+                .import_time
+                .entry(format!("{}.{}", import.module, name))
+                .or_default();
+        }
+    }
+    reads
 }
 
 fn source_hash(bytes: &[u8]) -> u64 {
@@ -71,6 +99,9 @@ impl ReloadEngine {
             parsed: Mutex::new(HashMap::new()),
             sources: Mutex::new(HashMap::new()),
             watcher: Mutex::new(None),
+            data_files: DataFiles::default(),
+            reads: Mutex::new(HashMap::new()),
+            reparsed: Mutex::new(Vec::new()),
         }
     }
 
@@ -106,6 +137,9 @@ impl ReloadEngine {
     }
 
     fn remove_module(&self, name: &str) {
+        if lock(&self.reads).remove(name).is_some() {
+            lock(&self.reparsed).push(name.to_owned());
+        }
         if let Some(module) = self.graph().remove_module(name) {
             self.hashes.forget(&module.path);
             self.sources().remove(&module.path);
@@ -157,6 +191,22 @@ impl ReloadEngine {
         self.graph().closure(changed.iter().map(String::as_str))
     }
 
+    /// The closure with, for each module, its dependencies inside the closure and the index of
+    /// its import cycle, dependencies first (see `ImportGraph::closure_plan`).
+    fn closure_plan(&self, changed: Vec<String>) -> Vec<(String, Vec<String>, usize)> {
+        self.graph()
+            .closure_plan(changed.iter().map(String::as_str))
+    }
+
+    /// Watches `path` from now on (whatever the includes): a module read it while importing.
+    /// Returns true the first time.
+    fn watch_file(&self, path: PathBuf) -> bool {
+        self.data_files
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(path)
+    }
+
     /// Parses every known module whose source changed since its last parse (all of them the
     /// first time) and adds their imports to the graph. Returns (files parsed, errors). With
     /// `paths` (a reload's changed files), only those and modules never parsed are read: the
@@ -196,18 +246,68 @@ impl ReloadEngine {
                     seen.insert(path.clone(), hash);
                     parsed += 1;
                     let source = String::from_utf8_lossy(&bytes);
-                    match parse_imports(&source, &name, is_package) {
-                        Ok(imports) => results.push((name, imports)),
+                    match parse_source(&source) {
+                        Ok(parsed) => {
+                            let suite = parsed.suite();
+                            let imports = imports_of_suite(suite, &name, is_package);
+                            let reads = reads_of_suite(suite, &name, is_package);
+                            let reads = with_import_entries(reads, &imports);
+                            results.push((name, imports, Some(reads)));
+                        }
                         Err(err) => errors.push((name, err)),
                     }
                 }
             }
             let mut graph = self.graph();
-            for (name, imports) in results {
+            let mut reads = lock(&self.reads);
+            let mut reparsed = lock(&self.reparsed);
+            for (name, imports, module_reads) in results {
                 graph.set_static_imports(&name, imports);
+                match module_reads {
+                    Some(module_reads) => reads.insert(name.clone(), module_reads),
+                    None => reads.remove(&name),
+                };
+                reparsed.push(name);
             }
             (parsed, errors)
         })
+    }
+
+    /// What `name` reads of other modules, as the static pass found it: (import-time reads,
+    /// call-time reads, whether its own code may run while it imports, whether it reads modules
+    /// dynamically); each reads table maps a module to (names, exposed names, whole, whole
+    /// exposed). None when it was not parsed (yet, or its source does not parse).
+    fn reads<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let reads = lock(&self.reads);
+        let Some(module_reads) = reads.get(name) else {
+            return Ok(None);
+        };
+        let table = |entries: &std::collections::BTreeMap<String, NameReads>| {
+            let dict = PyDict::new(py);
+            for (module, entry) in entries {
+                let names = PyFrozenSet::new(py, entry.names.iter())?;
+                let exposed = PyFrozenSet::new(py, entry.exposed.iter())?;
+                dict.set_item(module, (names, exposed, entry.whole, entry.whole_exposed))?;
+            }
+            PyResult::Ok(dict)
+        };
+        let tuple = (
+            table(&module_reads.import_time)?,
+            table(&module_reads.call_time)?,
+            module_reads.own_code_runs,
+            module_reads.dynamic,
+        );
+        Ok(Some(tuple.into_pyobject(py)?.into_any()))
+    }
+
+    /// The modules whose reads are known.
+    fn parsed_modules(&self) -> Vec<String> {
+        lock(&self.reads).keys().cloned().collect()
+    }
+
+    /// Modules whose reads changed (parsed anew, or gone) since the last call.
+    fn take_reparsed(&self) -> Vec<String> {
+        std::mem::take(&mut *lock(&self.reparsed))
     }
 
     /// Import-time edges the static pass found that the run-time record lacks.
@@ -239,6 +339,7 @@ impl ReloadEngine {
             excludes,
             quiet: Duration::from_millis(quiet_ms),
             max_wait: Duration::from_millis(max_wait_ms),
+            data_files: self.data_files.clone(),
         };
         let outbox = Outbox::new().map_err(|e| PyOSError::new_err(e.to_string()))?;
         let sender = outbox.clone();

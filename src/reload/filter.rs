@@ -1,8 +1,10 @@
 //! Which changed paths deserve a reload: user globs on top of a fixed list of paths that are
 //! never source code (caches, VCS metadata, virtualenvs, editor scratch files).
 
+use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 
@@ -25,6 +27,10 @@ const IGNORED_DIRS: &[&str] = &[
     ".nox",
 ];
 
+/// Files a first-party module read while it imported (data it was built from): watched whatever
+/// the includes. Shared with the engine, which adds to it as modules run.
+pub type DataFiles = Arc<RwLock<HashSet<PathBuf>>>;
+
 pub struct PathFilter {
     /// Longest first, so a path is judged relative to the innermost root that holds it.
     roots: Vec<PathBuf>,
@@ -34,6 +40,7 @@ pub struct PathFilter {
     include_paths: GlobSet,
     exclude_names: GlobSet,
     exclude_paths: GlobSet,
+    data_files: DataFiles,
 }
 
 impl PathFilter {
@@ -62,7 +69,14 @@ impl PathFilter {
             include_paths,
             exclude_names,
             exclude_paths,
+            data_files: DataFiles::default(),
         })
+    }
+
+    /// Accepts the files of `data_files` too, as the set grows.
+    pub fn with_data_files(mut self, data_files: DataFiles) -> Self {
+        self.data_files = data_files;
+        self
     }
 
     /// Adds roots whose files are all accepted (the includes do not apply; the excludes, the
@@ -92,7 +106,12 @@ impl PathFilter {
         }
         let included = self.open_roots.iter().any(|root| path.starts_with(root))
             || self.include_names.is_match(name)
-            || self.include_paths.is_match(relative);
+            || self.include_paths.is_match(relative)
+            || self
+                .data_files
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(path);
         included && !self.exclude_names.is_match(name) && !self.exclude_paths.is_match(relative)
     }
 
@@ -183,6 +202,19 @@ mod tests {
         assert!(!accepts(&f, "/proj/README.md"));
         assert!(!accepts(&f, "/proj/app.pyi"));
         assert!(!accepts(&f, "/proj/pkg"));
+    }
+
+    #[test]
+    fn data_files_are_accepted_once_registered() {
+        let data = DataFiles::default();
+        let f = filter(&[], &[]).with_data_files(data.clone());
+        assert!(!accepts(&f, "/proj/data/config.json"));
+        data.write()
+            .unwrap()
+            .insert(PathBuf::from("/proj/data/config.json"));
+        assert!(accepts(&f, "/proj/data/config.json"));
+        assert!(!accepts(&f, "/proj/data/other.json"));
+        assert!(!accepts(&f, "/other/config.json"));
     }
 
     #[test]

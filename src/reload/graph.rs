@@ -281,6 +281,37 @@ impl ImportGraph {
     /// The changed modules plus everything that transitively imports them, in original import
     /// order (cycles included: that order already worked once).
     pub fn closure<'a>(&self, changed: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+        let members = self.upward(changed);
+        self.components(&members).into_iter().flatten().collect()
+    }
+
+    /// The closure as a reload plans it: each module with its dependencies inside the closure
+    /// and the index of its import cycle (strongly connected component), dependencies first.
+    pub fn closure_plan<'a>(
+        &self,
+        changed: impl IntoIterator<Item = &'a str>,
+    ) -> Vec<(String, Vec<String>, usize)> {
+        let members = self.upward(changed);
+        let mut plan = Vec::with_capacity(members.len());
+        for (index, component) in self.components(&members).into_iter().enumerate() {
+            for name in component {
+                let deps = self
+                    .deps
+                    .get(&name)
+                    .map(|deps| {
+                        deps.iter()
+                            .filter(|dep| members.contains(*dep))
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                plan.push((name, deps, index));
+            }
+        }
+        plan
+    }
+
+    fn upward<'a>(&self, changed: impl IntoIterator<Item = &'a str>) -> HashSet<String> {
         let reverse = &self.importers;
         let mut seen: HashSet<String> = HashSet::new();
         let mut queue: VecDeque<String> = VecDeque::new();
@@ -296,7 +327,7 @@ impl ImportGraph {
                 }
             }
         }
-        self.execution_order(&seen)
+        seen
     }
 
     fn order_of(&self, name: &str) -> (u64, String) {
@@ -306,11 +337,11 @@ impl ImportGraph {
         )
     }
 
-    /// Dependencies before their importers, even when an edit added a dependency that was first
-    /// imported after its importer; inside an import cycle, the original import order (it worked
-    /// once). Tarjan's algorithm emits each strongly connected component after everything it
+    /// The import cycles (strongly connected components) of `members`, dependencies before their
+    /// importers, even when an edit added a dependency that was first imported after its
+    /// importer; inside a cycle, the original import order (it worked once). Tarjan's algorithm emits each strongly connected component after everything it
     /// depends on; roots and edges are visited in original order so the result is stable.
-    fn execution_order(&self, members: &HashSet<String>) -> Vec<String> {
+    fn components(&self, members: &HashSet<String>) -> Vec<Vec<String>> {
         let mut sorted: Vec<&String> = members.iter().collect();
         sorted.sort_by_key(|name| self.order_of(name));
         let deps: HashMap<&str, Vec<String>> = sorted
@@ -381,12 +412,11 @@ impl ImportGraph {
                 tarjan.visit(name);
             }
         }
-        let mut order = Vec::with_capacity(members.len());
-        for mut component in tarjan.components {
+        let mut components = tarjan.components;
+        for component in &mut components {
             component.sort_by_key(|name| self.order_of(name));
-            order.extend(component);
         }
-        order
+        components
     }
 }
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -33,6 +34,22 @@ class Integration:
         """A first-party module finished running: its first import (from the first module
         imported after the framework was) or a re-execution, so what it registers at start-up
         can be told apart from what its re-execution will register again."""
+
+    def can_absorb(self, importer: str, names: dict[str, frozenset[str]]) -> bool:
+        """Whether this integration may apply, in place, a change of these names (module ->
+        names) that `importer` read while importing, instead of re-running `importer`. Asked
+        before the reload runs, from the values the names have now."""
+        return False
+
+    def absorb(
+        self, importer: str, changes: dict[str, dict[str, tuple[Any, Any]]]
+    ) -> Callable[[], None] | None:
+        """`importer` would re-run only because these top-level names changed: {module: {name:
+        (old value, new value)}}. Called with the request gate closed, after the changed
+        modules re-ran. Return None to let it re-run, or update the live objects so that they
+        equal what a fresh process would build and return what undoes exactly that update
+        (called if the reload later rolls back)."""
+        return None
 
     def app_replaced(self, old: object, new: object) -> None:
         """The reload rebuilt the app object: carry over what the old one held at run time."""

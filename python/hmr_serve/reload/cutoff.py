@@ -26,11 +26,11 @@ function (and, by the same rule, method) in the changed modules or their transit
 whose body reads a name in T, until nothing is added (a module whose source text holds no name
 of T, nor the class of a changed method, can neither read T nor add to it, so it is never
 parsed: the first edit of a module with hundreds of importers reads the few that mention it).
-If any of these modules reads a name in T
-outside function bodies (module-level statements, class bodies, decorators, defaults,
-annotations, lambdas), by name, through a `from m import x as y` alias (names a
-`from m import *` brings keep their own), or as an attribute `.x`, or if T holds the app
-factory's name (the server calls it once to build the app), the edit takes the normal reload.
+If any of these modules reads a name in T outside function bodies (module-level statements,
+class bodies, decorators, defaults, annotations, lambdas), by name, through a
+`from m import x as y` alias (names a `from m import *` brings keep their own), or as an
+attribute `.x`, or if T holds the app factory's name (the server calls it once to build the
+app), the edit takes the normal reload.
 Lifespan startup code that called a changed function keeps what it computed, as it does after
 a normal reload. A cached function (with `cache_clear`, such as `functools.lru_cache`) whose
 name is in T has its cache cleared: a fresh process would compute the value anew. Calls the
@@ -413,12 +413,19 @@ def apply(engine: Any, patch: Plan) -> None:
         engine.record_source(path, source)
 
 
-def describe(patch: Plan, files: str, elapsed_ms: float, held: int) -> str:
+def describe(
+    patch: Plan, files: str, elapsed_ms: float, held: int, held_noun: str | None = "request"
+) -> str:
     """The log line (it starts like a normal reload's, so anything counting reloads sees it)."""
     count = patch.functions
+    if not count and not patch.caches:
+        # The code is what already runs (a save reverted before it was reloaded, a whitespace
+        # change inside an expression): say so rather than count zeros.
+        return f"no code change in {files} ({elapsed_ms:.1f} ms)"
     cleared = f", {len(patch.caches)} cache{'s' if len(patch.caches) != 1 else ''} cleared"
+    held_part = f"(held {held} {held_noun}{'' if held == 1 else 's'}) " if held_noun else ""
     return (
-        f"reloaded 0 modules in {elapsed_ms:.1f} ms (held {held} request{'' if held == 1 else 's'})"
-        f" after changes to {files}: {count} function{'' if count == 1 else 's'} patched in "
+        f"reloaded 0 modules in {elapsed_ms:.1f} ms {held_part}"
+        f"after changes to {files}: {count} function{'' if count == 1 else 's'} patched in "
         f"place{cleared if patch.caches else ''}, no module re-executed"
     )

@@ -27,7 +27,7 @@ from types import ModuleType
 from typing import Any
 
 from hmr_serve import state
-from hmr_serve.reload import identity
+from hmr_serve.reload import identity, values
 from hmr_serve.reload.time_limit import time_limit
 from hmr_serve.reload.tracker import ImportTracker
 
@@ -42,6 +42,14 @@ _IMPORT_ATTRS = (
     "__package__",
     "__builtins__",
 )
+
+
+class NeedsMore(Exception):
+    """The modules ran, but importers left out read names that changed: run again with them."""
+
+    def __init__(self, modules: list[str]) -> None:
+        super().__init__(", ".join(modules))
+        self.modules = modules
 
 
 class ReloadFailed(Exception):
@@ -66,6 +74,8 @@ class Outcome:
     count: int  # modules re-executed
     # Threads each module started while it ran that were still running when it finished.
     threads: dict[str, list[threading.Thread]]
+    # The top-level names whose values changed, per module that ran (reload/values.py).
+    changes: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -85,6 +95,13 @@ class Transaction:
     # The first failure, kept even if the code that imported the failing module swallowed it.
     failure: ReloadFailed | None = None
     on_executed: Callable[[str, ModuleType], None] | None = None
+    changes: dict[str, frozenset[str]] = field(default_factory=dict)
+    # Per module due to run, the modules due to run that it depends on through modules that
+    # are not (they must run first: nothing else would pull them in before it).
+    prerequisites: dict[str, list[str]] = field(default_factory=dict)
+    # Updates made outside the modules' namespaces (integrations absorbing a change), undone
+    # on rollback, last first.
+    undo: list[Callable[[], None]] = field(default_factory=list)
     _thread: int = 0
 
     def __post_init__(self) -> None:
@@ -142,6 +159,9 @@ class Transaction:
 
     def reexecute(self, name: str) -> None:
         self.pending.discard(name)
+        for first in self.prerequisites.get(name, ()):
+            if first in self.pending:
+                self.reexecute(first)
         module = sys.modules.get(name)
         if module is None:
             return  # never imported, or removed in this reload
@@ -173,6 +193,7 @@ class Transaction:
             raise ReloadFailed(name, path, exc) from exc
         snapshot = dict(namespace)
         self.snapshots.append(_Snapshot(module, snapshot, self.engine.take_edges(name)))
+        content = values.content_keys(snapshot, name)
         # With the old namespace still in place: callbacks look up what they close by name.
         state.dispose(name)
         patcher = identity.Patcher(name, snapshot)
@@ -200,6 +221,14 @@ class Transaction:
             self.threads[name] = started
         self._restore_submodules(name, namespace)
         self.engine.record_source(path, source)
+        self.changes[name] = frozenset(values.changed_names(name, snapshot, content, namespace))
+
+    def old_value(self, module: str, name: str) -> Any:
+        """What `module.name` was before this reload ran the module (None if it did not)."""
+        for snapshot in self.snapshots:
+            if snapshot.module.__name__ == module:
+                return snapshot.namespace.get(name)
+        return None
 
     @staticmethod
     def _restore_submodules(name: str, namespace: dict[str, Any]) -> None:
@@ -213,6 +242,9 @@ class Transaction:
 
     def rollback(self) -> None:
         # Dispose callbacks that ran are not run back; values kept by `keep` stay kept.
+        for undo in reversed(self.undo):
+            undo()
+        self.undo.clear()
         for patcher in reversed(self.patchers):
             patcher.undo()
         self.patchers.clear()
@@ -295,17 +327,22 @@ def run(
     finish: Callable[[], None],
     on_executed: Callable[[str, ModuleType], None] | None = None,
     timeout: float = 0,
+    check: Callable[[Transaction], None] | None = None,
+    prerequisites: dict[str, list[str]] | None = None,
 ) -> Outcome:
     """Removes `deleted`, re-executes `order` (in the order its modules first started importing,
     each pulling in what it imports), then calls `finish` (which re-resolves the app); any
     failure rolls everything back and raises ReloadFailed. `on_executed(name, module)` hears of
     every module that ran. Past `timeout` seconds (0: none) the modules are interrupted and
-    everything rolls back."""
+    everything rolls back. `check(transaction)` runs once the modules ran, before `finish`: it
+    may raise NeedsMore (everything rolls back and it propagates) or add undo steps.
+    `prerequisites[name]`: modules of `order` that must run before `name` does."""
     # Directory listings cached by the path finders may predate a file just created in the
     # same clock tick as the last listing (a module turned into a package, a new dependency).
     importlib.invalidate_caches()
     transaction = Transaction(engine, tracker, on_executed=on_executed)
     transaction.pending = set(order)
+    transaction.prerequisites = prerequisites or {}
     current = "<app>"
     tracker.before_import = transaction.before_import
     try:
@@ -317,11 +354,14 @@ def run(
                 current = name
                 if name in transaction.pending:
                     transaction.reexecute(name)
+            if transaction.failure is None and check is not None:
+                current = "<propagation>"
+                check(transaction)
             current = "<app>"
             finish()
         if transaction.failure is not None:
             raise transaction.failure  # raised inside the factory and swallowed there
-    except ReloadFailed:
+    except (ReloadFailed, NeedsMore):
         tracker.before_import = None
         transaction.rollback()
         raise
@@ -331,6 +371,6 @@ def run(
         raise ReloadFailed(current, None, exc) from exc
     finally:
         tracker.before_import = None
-    outcome = Outcome(len(transaction.snapshots), transaction.threads)
+    outcome = Outcome(len(transaction.snapshots), transaction.threads, transaction.changes)
     transaction.commit()
     return outcome

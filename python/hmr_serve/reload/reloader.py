@@ -1,11 +1,15 @@
-"""Turns a batch of changed files into one reload: closure, gate closed, modules re-executed,
-app looked up again, gate opened. Runs on the event loop thread; batches that arrive during a
-reload are queued for right after it."""
+"""The reload engine's entry point: a batch of changed files in, one reload, a report out.
+Changed modules and what they affect are planned (reload/propagation.py), the front-end holds
+its work (the server closes its request gate, script mode stops its entry), the modules
+re-execute all or nothing (reload/executor.py), the front-end picks up what changed and lets
+its work go on. Runs on the event loop thread; batches that arrive during a reload are queued
+for right after it. Nothing here knows about HTTP: each front-end (serve, run, test) gives its
+own `FrontEnd`."""
 
 from __future__ import annotations
 
 import asyncio
-import functools
+import contextlib
 import os
 import re
 import sys
@@ -13,19 +17,23 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from hmr_serve import browser, integrations
-from hmr_serve.asgi import resolve
-from hmr_serve.loading import resolve_attribute, split_import_string, user_traceback
+from hmr_serve import integrations
+from hmr_serve.loading import user_traceback
 from hmr_serve.logs import error_location, logger
-from hmr_serve.reload import cutoff, executor, time_limit
-from hmr_serve.reload.tracker import ImportTracker
+from hmr_serve.reload import cutoff, executor, propagation, time_limit
+from hmr_serve.reload.data_files import DataFiles
+from hmr_serve.reload.tracker import FOREIGN_DIRS, ImportTracker
 
 #: A module that sets this to True at top level is never hot-reloaded: the server restarts.
 RESTART_MARKER = "__hmr_restart__"
 # The marker in a changed file, before the edit that added it ever ran.
 _MARKER_LINE = re.compile(rb"^__hmr_restart__\s*(?::[^=\n]*)?=\s*True\b", re.MULTILINE)
+# A plan whose check keeps finding importers it left out runs again at most this often; then
+# every transitive importer re-runs, as before name-level propagation.
+_REPLANS = 2
 
 
 def _module_path(name: str) -> str | None:
@@ -33,41 +41,77 @@ def _module_path(name: str) -> str | None:
     return getattr(spec, "origin", None)
 
 
-class AppTarget:
-    """How to find the app again after its module ran anew."""
+@dataclass
+class Report:
+    """What one committed reload did."""
 
-    def __init__(self, spec: str, factory: bool, app: Any) -> None:
-        self.module, self.attrs = split_import_string(spec)
-        self.factory = factory
-        self.app = app
+    files: str  # the changed files, relative, comma-separated
+    modules: list[str]  # re-executed, in the order they ran
+    changes: dict[str, frozenset[str]]  # per re-executed module, the names whose value changed
+    elapsed_ms: float  # the reload itself
+    waited_ms: float  # waiting for the front-end's running work before it
+    held: int  # work the front-end held meanwhile (requests)
+    unaffected: int  # importers that were candidates and did not need to re-run
+    line: str  # the log line
 
-    def refresh(self, reexecuted: set[str]) -> Any:
-        if self.module not in reexecuted:
-            return self.app
-        obj = resolve_attribute(sys.modules[self.module], self.module, self.attrs)
-        return obj() if self.factory else obj
+
+class FrontEnd:
+    """What a front-end does around a reload; every hook has a neutral default."""
+
+    #: Called with a reason when a change can only be applied by a fresh process; None: hot
+    #: reloads only.
+    restart: Callable[[str], None] | None = None
+    #: Names the front-end itself calls once when it starts (an app factory): a function body
+    #: edit to one of them cannot be patched in place.
+    called_at_start: frozenset[str] = frozenset()
+    #: What the front-end holds during a reload, for the log line ("request"); None: nothing.
+    held_noun: str | None = None
+
+    async def hold(self) -> float:
+        """Stops new work and waits for running work; returns how long that took (ms)."""
+        return 0.0
+
+    def release(self) -> int:
+        """Lets work go on; returns how much was held meanwhile."""
+        return 0
+
+    def refresh(self, reexecuted: set[str]) -> None:
+        """Inside the reload, after the modules ran: look up again what the front-end runs.
+        An exception rolls the whole reload back."""
+
+    def committed(self) -> None:
+        """The reload committed: switch to what `refresh` found."""
+
+    def reloaded(self, report: Report) -> None:
+        logger.info("%s", report.line)
+
+    def failed(self, failure: executor.ReloadFailed) -> None:
+        """The reload failed and rolled back (already logged)."""
+
+    def files_changed(self, paths: list[str]) -> None:
+        """Files that are no module and no module's data changed (templates)."""
 
 
 class Reloader:
     def __init__(
         self,
-        server: Any,
+        front: FrontEnd,
         engine: Any,
         tracker: ImportTracker,
-        target: AppTarget,
         loop: asyncio.AbstractEventLoop,
-        drain_timeout: float,
-        restart: Callable[[str], None] | None = None,
         timeout: float = 0,
+        data_files: DataFiles | None = None,
     ) -> None:
-        self.server = server
+        self.front = front
         self.engine = engine
         self.tracker = tracker
-        self.target = target
         self.loop = loop
-        self.drain_timeout = drain_timeout
-        self.restart = restart  # None: this process can only hot-reload
         self.timeout = timeout  # seconds the modules of one reload may run (0: no limit)
+        self.data_files = data_files
+        self.reads = propagation.ReadsCache(engine)
+        #: The first static pass, when it runs beside the start (a save that arrives first
+        #: waits for it: without it every importer would count as reading everything).
+        self.initial_scan: asyncio.Future[Any] | None = None
         if timeout > 0:
             time_limit.prepare()
         self._pending: dict[str, str] = {}
@@ -81,6 +125,12 @@ class Reloader:
             self._pending[str(path)] = kind
         if self._task is None or self._task.done():
             self._task = self.loop.create_task(self._drain())
+
+    async def apply(self, batch: list[tuple[str, str]]) -> None:
+        """Reloads for `batch` (and what arrives meanwhile); returns once that is done."""
+        self.on_change(batch)
+        if self._task is not None:
+            await self._task
 
     async def _drain(self) -> None:
         while self._pending:
@@ -107,43 +157,126 @@ class Reloader:
                 others.append(path)
         return changed, deleted, others
 
-    async def _close_gate(self) -> None:
-        future = self.loop.create_future()
-        done = functools.partial(self.loop.call_soon_threadsafe, resolve, future)
-        stuck = self.server.close_gate(self.drain_timeout, done)
-        if stuck is None:
-            stuck = await future
-        if stuck:
-            logger.warning(
-                "%d request(s) still running after %.1f s; reloading anyway",
-                stuck,
-                self.drain_timeout,
-            )
+    def _data_changes(self, others: list[str]) -> tuple[set[str], list[str], list[str]]:
+        """Modules that read changed data files while importing; the files that are no
+        module's data; the files lifespan startup read."""
+        readers: set[str] = set()
+        rest: list[str] = []
+        startup: list[str] = []
+        for path in others:
+            if self.data_files is None:
+                rest.append(path)
+                continue
+            if self.data_files.read_at_startup(path):
+                startup.append(path)
+            found = self.data_files.readers_of(path) & self.tracker.tracked
+            if found:
+                readers |= found
+            else:
+                rest.append(path)
+        return readers, rest, startup
 
     async def _reload(self, batch: dict[str, str]) -> None:
         started = time.perf_counter()
         changed, deleted, others = self._classify(batch)
+        readers, others, startup = self._data_changes(others)
+        files = ", ".join(sorted(os.path.relpath(p) for p in batch))
+        if startup and self.front.restart is not None:
+            read = ", ".join(sorted(os.path.relpath(p) for p in startup))
+            self.front.restart(
+                f"{read} was read during lifespan startup, which a hot reload does not run "
+                f"again ({files})"
+            )
+            return
         active = integrations.active()
         done = integrations.call_all(active, "files_changed", others) if others else []
         for name in self._retry:  # a failed reload's modules, deleted ones included
             if name not in changed and name not in deleted:
                 (changed if os.path.exists(_module_path(name) or "") else deleted).append(name)
-        if not changed and not deleted:
-            browser.files_changed(others)  # templates: nothing re-runs, pages refresh
+        readers -= set(changed) | set(deleted)
+        if not changed and not deleted and not readers:
+            self.front.files_changed(others)  # templates: nothing re-runs, pages refresh
             if others:  # what each integration did, e.g. "template caches cleared"
                 what = [d if isinstance(d, str) else "handled" for d in done if d]
-                files = ", ".join(sorted(os.path.relpath(p) for p in others))
-                logger.info("%s changed: %s", files, ", ".join([*what, "pages refreshed"]))
+                names = ", ".join(sorted(os.path.relpath(p) for p in others))
+                logger.info("%s changed: %s", names, ", ".join([*what, "pages refreshed"]))
             return
-        if not deleted and await self._patch_in_place(changed, batch, active, started):
+        if (
+            not deleted
+            and not readers
+            and await self._patch_in_place(changed, batch, active, started)
+        ):
             return
-        order = [n for n in self.engine.closure(changed + deleted) if n not in deleted]
-        files = ", ".join(sorted(os.path.relpath(p) for p in batch))
+        if self.initial_scan is not None:
+            await asyncio.shield(self.initial_scan)
+        plan = propagation.plan(self.engine, self.tracker, self.reads, changed, deleted, readers)
+        for _ in range(_REPLANS + 1):
+            reason = self._restart_reason(active, plan.order, changed, list(batch))
+            if reason is not None:
+                if self.front.restart is not None:
+                    self.front.restart(f"{reason} ({files})")
+                    return
+                logger.warning("%s; restart unavailable, trying a hot reload anyway", reason)
+            if logger.isEnabledFor(10):  # DEBUG
+                for line in propagation.describe_reasons(plan):
+                    logger.debug("%s", line)
+            result = await self._execute(plan, deleted, active)
+            if not isinstance(result, executor.NeedsMore):
+                break
+            logger.debug(
+                "re-running because importers read names that changed after all: %s", result
+            )
+            more = [name for name in result.modules if name not in plan.order]
+            plan.order += more
+            plan.reasons.update({name: "read a name that changed" for name in more})
+            for name in more:
+                plan.deferred.pop(name, None)
+        else:  # the checks kept finding more: every transitive importer, as before
+            plan.order = [n for n in self.engine.closure(changed + deleted) if n not in deleted]
+            plan.deferred = {}
+            result = await self._execute(plan, deleted, active, check=False)
+        if isinstance(result, executor.ReloadFailed):
+            self.failures += 1
+            self._retry = set(changed) | set(deleted)
+            if not self._restart_for_foreign_failure(result, files):
+                self._report(result)
+            return
+        assert isinstance(result, tuple)
+        outcome, held, waited = result
+        self._retry = set()
+        self.reloads += 1
+        elapsed = (time.perf_counter() - started) * 1000 - waited
+        count = outcome.count
+        details = []
+        noun = self.front.held_noun
+        if waited >= 0.1:
+            details.append(f"+ {waited:.1f} ms waiting for running {noun or 'work'}s")
+        if plan.unaffected:
+            unaffected = plan.unaffected
+            details.append(f"{unaffected} importer{'' if unaffected == 1 else 's'} unaffected")
+        if noun is not None:
+            details.append(f"held {held} {noun}{'' if held == 1 else 's'}")
+        line = (
+            f"reloaded {count} module{'' if count == 1 else 's'} in {elapsed:.1f} ms "
+            + "".join(f"({detail}) " for detail in details)
+            + f"after changes to {files}"
+        )
+        executed = [name for name in plan.order if name in outcome.changes]
+        self.front.reloaded(
+            Report(files, executed, outcome.changes, elapsed, waited, held, plan.unaffected, line)
+        )
+        if outcome.threads:
+            self._warn_threads(outcome.threads)
+        await self._scan(batch, changed)
+
+    def _restart_reason(
+        self, active: list[Any], order: list[str], changed: list[str], paths: list[str]
+    ) -> str | None:
         reason = next(
             (
                 r
                 for i in active
-                if (r := integrations.call(i, "restart_reason", order, list(batch))) is not None
+                if (r := integrations.call(i, "restart_reason", order, paths)) is not None
             ),
             None,
         )
@@ -152,69 +285,96 @@ class Reloader:
             if marked:
                 verb = "sets" if len(marked) == 1 else "set"
                 reason = f"{', '.join(marked)} {verb} {RESTART_MARKER} = True"
-        if reason is not None:
-            if self.restart is not None:
-                self.restart(f"{reason} ({files})")
-                return
-            logger.warning("%s; restart unavailable, trying a hot reload anyway", reason)
-        await self._close_gate()
-        failure = None
-        count = 0
-        new_threads: dict[str, list[threading.Thread]] = {}
+        return reason
+
+    async def _execute(
+        self,
+        plan: propagation.Plan,
+        deleted: list[str],
+        active: list[Any],
+        check: bool = True,
+    ) -> tuple[executor.Outcome, int, float] | executor.ReloadFailed | executor.NeedsMore:
+        """Runs the plan with the front-end's work held: (outcome, work held, ms waited for
+        running work), or why it did not commit."""
+        order = plan.order
+        waited = await self.front.hold()
+        result: Any = None
         try:
-            new_app = None
 
             def finish() -> None:
-                nonlocal new_app
-                new_app = self.target.refresh(set(order))
-
-            integrations.call_all(active, "before_execute", order)
-            threads_before = threading.active_count()
+                self.front.refresh(set(order))
 
             def executed(name: str, module: Any) -> None:
                 integrations.call_all(active, "module_executed", name, module)
 
-            try:
-                outcome = executor.run(
-                    self.engine, self.tracker, deleted, order, finish, executed, self.timeout
+            def verify(transaction: executor.Transaction) -> None:
+                verdict = propagation.verify(
+                    self.tracker,
+                    self.reads,
+                    plan,
+                    set(transaction.executed),
+                    transaction.changes,
+                    transaction.old_value,
                 )
-            except executor.ReloadFailed:
+                transaction.undo.extend(verdict.undo)
+                if verdict.missing:
+                    raise executor.NeedsMore(verdict.missing)
+
+            integrations.call_all(active, "before_execute", order)
+            threads_before = threading.active_count()
+            recording = self.data_files.importing() if self.data_files else contextlib.nullcontext()
+            try:
+                with recording:
+                    outcome = executor.run(
+                        self.engine,
+                        self.tracker,
+                        deleted,
+                        order,
+                        finish,
+                        executed,
+                        self.timeout,
+                        verify if check else None,
+                        plan.prerequisites(),
+                    )
+            except (executor.ReloadFailed, executor.NeedsMore):
                 integrations.call_all(active, "after_execute", order, False)
                 raise
             integrations.call_all(active, "after_execute", order, True)
-            if new_app is not self.target.app:
-                integrations.call_all(active, "app_replaced", self.target.app, new_app)
-                self.server.set_app(new_app)
-                self.target.app = new_app
+            self.front.committed()
             self.tracker.sweep()
-            count = outcome.count
-            if threading.active_count() > threads_before:
-                new_threads = outcome.threads
-        except executor.ReloadFailed as exc:
-            failure = exc
+            if threading.active_count() <= threads_before:
+                outcome.threads = {}
+            result = outcome
+        except (executor.ReloadFailed, executor.NeedsMore) as exc:
+            result = exc
         finally:
-            held = self.server.open_gate()
-        if failure is not None:
-            self.failures += 1
-            self._retry = set(changed) | set(deleted)
-            self._report(failure)
-            return
-        self._retry = set()
-        self.reloads += 1
-        elapsed = (time.perf_counter() - started) * 1000
-        logger.info(
-            "reloaded %d module%s in %.1f ms (held %d request%s) after changes to %s",
-            count,
-            "" if count == 1 else "s",
-            elapsed,
-            held,
-            "" if held == 1 else "s",
-            files,
+            held = self.front.release()
+        if isinstance(result, executor.Outcome):
+            return result, held, waited
+        return result
+
+    def _restart_for_foreign_failure(self, failure: executor.ReloadFailed, files: str) -> bool:
+        """A re-execution that failed inside an installed package (a registry refusing a second
+        registration, say) says nothing about the user's code: a fresh process is the faithful
+        answer. Restarts (keeping the socket) and returns True when that is the case."""
+        if self.front.restart is None or isinstance(failure.error, (SyntaxError, SystemExit)):
+            return False
+        if isinstance(failure.error, time_limit.ReloadTimeout):
+            return False
+        innermost = None
+        tb = failure.error.__traceback__
+        while tb is not None:
+            innermost = tb.tb_frame.f_code.co_filename
+            tb = tb.tb_next
+        if innermost is None or not FOREIGN_DIRS.intersection(innermost.split(os.sep)):
+            return False
+        sys.stderr.write(user_traceback(failure.error))
+        self.front.restart(
+            f"reloading {failure.module} failed with {type(failure.error).__name__} raised in "
+            f"installed code ({os.path.relpath(innermost)}): {failure.error}; a fresh process "
+            f"loads the new code instead ({files})"
         )
-        browser.reloaded()
-        if new_threads:
-            self._warn_threads(new_threads)
-        await self._scan(batch, changed)
+        return True
 
     async def _patch_in_place(
         self, changed: list[str], batch: dict[str, str], active: list[Any], started: float
@@ -225,23 +385,23 @@ class Reloader:
             integrations.call(i, "restart_reason", changed, list(batch)) is not None for i in active
         ):
             return False
-        factory = self.target.attrs.rsplit(".", 1)[-1] if self.target.factory else None
-        patch = cutoff.plan(self.engine, changed, frozenset([factory] if factory else []))
+        patch = cutoff.plan(self.engine, changed, self.front.called_at_start)
         if patch is None:
             return False
-        await self._close_gate()
+        waited = await self.front.hold()
         try:
             cutoff.apply(self.engine, patch)
         except Exception as exc:  # undone already: the normal reload takes over
             logger.debug("patching in place failed, reloading instead: %r", exc)
             return False
         finally:
-            held = self.server.open_gate()
+            held = self.front.release()
         self._retry = set()
         self.reloads += 1
         files = ", ".join(sorted(os.path.relpath(p) for p in batch))
-        elapsed = (time.perf_counter() - started) * 1000
-        logger.info("%s", cutoff.describe(patch, files, elapsed, held))
+        elapsed = (time.perf_counter() - started) * 1000 - waited
+        line = cutoff.describe(patch, files, elapsed, held, self.front.held_noun)
+        self.front.reloaded(Report(files, [], {}, elapsed, waited, held, 0, line))
         await self._scan(batch, changed)  # lazy imports may have changed
         return True
 
@@ -339,4 +499,4 @@ class Reloader:
                 at,
                 detail,
             )
-        browser.reload_failed(failure.module, failure.path, failure.error)
+        self.front.failed(failure)

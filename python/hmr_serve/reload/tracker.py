@@ -22,7 +22,7 @@ from types import ModuleType
 from typing import Any
 
 # Directories whose modules are never the user's own code, even inside a watched directory.
-_FOREIGN_DIRS = frozenset(
+FOREIGN_DIRS = frozenset(
     {"site-packages", "dist-packages", ".venv", "venv", "env", ".tox", ".nox", "node_modules"}
 )
 
@@ -73,6 +73,11 @@ class ImportTracker:
         #: Called with (name, module) once a first-party module finished its first import.
         self.on_first_import: Callable[[str, ModuleType], None] | None = None
 
+    @property
+    def roots(self) -> tuple[str, ...]:
+        """The watched directories, real paths ending in a separator."""
+        return self._roots
+
     # -- first-party test ----------------------------------------------------------------------
 
     def source_path(self, name: str, namespace: dict[str, Any] | None = None) -> str | None:
@@ -89,10 +94,13 @@ class ImportTracker:
         spec = namespace.get("__spec__")
         origin = getattr(spec, "origin", None) if spec is not None else None
         verdict = None
-        if origin and origin.endswith(".py") and getattr(spec, "has_location", False):
+        # `__main__` is a script's entry (`hmr-serve run`), run anew by its front-end, never
+        # re-executed in place (and, between runs, the name holds hmr-serve's own entry).
+        located = origin and origin.endswith(".py") and getattr(spec, "has_location", False)
+        if name != "__main__" and located:
             path = self._real_path(origin)
             parts = path.split(os.sep)
-            if path.startswith(self._roots) and not _FOREIGN_DIRS.intersection(parts):
+            if path.startswith(self._roots) and not FOREIGN_DIRS.intersection(parts):
                 verdict = path
                 self._first_party.add(name)
         self._verdicts[name] = verdict

@@ -15,7 +15,7 @@ use pyo3_async_runtimes::TaskLocals;
 use super::messages::HttpReply;
 use super::protocol::PendingRequest;
 use super::serve::AsgiBridge;
-use crate::server::log::{self, Level};
+use crate::log::{self, Level};
 
 pub struct AsyncRuntimes {
     /// The loop and the context the app's tasks start from.

@@ -18,10 +18,10 @@ use super::protocol::{HttpProtocol, PendingRequest};
 use super::scope;
 use super::websocket::{self, Upgrade};
 use super::ws_session::WsConfig;
+use crate::log::{self, Level};
 use crate::server::app_slot::AppSlot;
 use crate::server::conn_info::ConnInfo;
 use crate::server::disconnect::{Disconnect, DisconnectGuard};
-use crate::server::log::{self, Level};
 use crate::server::request_body::{self, RequestBody};
 use crate::server::response::{self, ResponseBody, ResponseHead};
 
@@ -44,7 +44,7 @@ pub struct AsgiBridge {
     pub(super) async_runtimes: super::async_runtimes::AsyncRuntimes,
 }
 
-/// Registered with `loop.add_reader` on the job queue's eventfd.
+/// Registered with `loop.add_reader` on the job queue's wake-up fd.
 #[pyclass(frozen, module = "hmr_serve._core")]
 struct RunJobs(Arc<AsgiBridge>);
 

@@ -26,8 +26,8 @@ use super::serve::AsgiBridge;
 use super::ws_protocol::WebSocketProtocol;
 use super::ws_session::deflate_offer::{self, Agreement};
 use super::ws_session::{self, Channels, CloseState, Inbound, OUTBOX, Outbound, WsConfig};
+use crate::log::{self, Level};
 use crate::server::conn_info::ConnInfo;
-use crate::server::log::{self, Level};
 use crate::server::proxy_headers::Forwarded;
 use crate::server::response::{self, BodySource, ResponseBody, ResponseHead};
 
