@@ -353,19 +353,20 @@ class Target:
 
     def __init__(self, name: str, server: Server, app: App, ctx) -> None:
         self.name, self.server, self.app, self.ctx = name, server, app, ctx
-        # How long an edit may take to show, and a request to be answered, before it counts
-        # as never: set once the server is up (see start_client).
+        # How long an edit may take to show, and a background request to be answered, before
+        # it counts as never: set once the server is up (see start_client).
         self.timeout = 0.0
+        self.patience = 0.0
         self.stop = ctx.Event()
         self.counters = ctx.Array("d", 5)
         self.client = None
         self.no_reaction: set[str] = set()  # edit kinds this server never showed
 
-    def start_client(self, timeout: float) -> None:
-        self.timeout = timeout
+    def start_client(self, timeout: float, patience: float) -> None:
+        self.timeout, self.patience = timeout, patience
         self.client = self.ctx.Process(
             target=background_client,
-            args=(self.server.port, self.stop, self.counters, timeout),
+            args=(self.server.port, self.stop, self.counters, patience),
             daemon=True,
         )
         self.client.start()
@@ -387,7 +388,7 @@ class Target:
         counts for the edit it hung in, not for a later one."""
         in_flight = self.counters[3]
         if in_flight >= since:
-            give_up = in_flight + self.timeout + 1
+            give_up = in_flight + self.patience + 1
             while self.counters[3] == in_flight and time.monotonic() < give_up:
                 time.sleep(0.02)
         now = self.failures()
@@ -501,7 +502,10 @@ def run_size(n: int, servers: list[str], reps: int, module_ms: float, hmr: Hmr) 
                 startup[t.name] = t.server.ready_after or float("nan")
                 say(f"[propagation] {t.name} ready after {startup[t.name]:.1f} s")
             for t in targets:
-                t.start_client(10 + 4 * cold + 2 * (t.server.ready_after or ready_timeout))
+                # A request waits at most for a whole restart, which costs less than a cold
+                # start of all servers at once.
+                ready = t.server.ready_after or ready_timeout
+                t.start_client(timeout=10 + 4 * cold + 2 * ready, patience=10 + ready)
             time.sleep(0.5)
             seq = 0
             for rep in range(reps):
@@ -534,7 +538,7 @@ def run_size(n: int, servers: list[str], reps: int, module_ms: float, hmr: Hmr) 
         "startup": startup,
         "background": background,
         "iterations": {name: iterations[py] for name, py in pythons.items()},
-        "timeouts": {t.name: t.timeout for t in targets},
+        "timeouts": {t.name: (t.timeout, t.patience) for t in targets},
     }
 
 
@@ -628,15 +632,16 @@ def report(result: dict, servers: list[str], module_ms: float, missing: list[str
         for k, v in result["background"].items()
     )
     loops = ", ".join(f"{k} {v}" for k, v in result["iterations"].items())
-    limits = ", ".join(f"{k} {v:.0f} s" for k, v in result["timeouts"].items())
+    limits = ", ".join(f"{k} {v[0]:.0f} s / {v[1]:.0f} s" for k, v in result["timeouts"].items())
     reps = max((len(g) for g in by.values()), default=0)
     return (
         f"### {n} importers\n\n"
         f"{n} modules importing cfg (2 of them read B), ~{module_ms:g} ms of CPU each at "
         f"import (loop iterations per interpreter: {loops}); up to {reps} edits of each kind "
         f"per server, servers in turns. Cold start (spawn → first answer, all servers "
-        f"starting at once): {starts}. Time limit per edit (10 s + 4 × the modules' import "
-        f"work + 2 × the server's cold start): {limits}.\n\n{main}\n\n"
+        f"starting at once): {starts}. Time limits for an edit to show (10 s + 4 × the "
+        f"modules' import work + 2 × the server's cold start) and for a background request "
+        f"before it counts as hung (10 s + the cold start): {limits}.\n\n{main}\n\n"
         f"hmr-serve in detail (minimal = the modules that differ from a fresh process after "
         f"the edit):\n\n{detail}\n\n"
         f"Background client (one GET every 10 ms on a fresh connection, whole run): {bg}.\n"
