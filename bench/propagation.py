@@ -196,7 +196,6 @@ class App:
     """One copy of the generated app, and the edits made to it."""
 
     def __init__(self, root: Path, n: int, iterations: int, ms: float):
-        self.root = root
         self.pkg = root / "benchapp"
         self.readers = (n // 3, 2 * n // 3)
         self.values = {"b": "b-0", "greeting": "g-0"}
