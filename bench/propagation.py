@@ -1,5 +1,6 @@
-"""Edit → first response when an edit concerns few of many importers: hmr-serve against
-`uvicorn --reload` and hmr 0.7 (issue 15, benchmarks f and g).
+"""Edit → first response when a save concerns few of many importers (issue 15's f and g).
+
+hmr-serve against `uvicorn --reload` and hmr 0.7, the fine-grained reloader.
 
 For each app size, a generated app (one copy per server, so one server's edits never reach
 another) is served by hmr-serve, `uvicorn --reload` (up to 1,000 modules: each of its restarts
