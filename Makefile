@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export PYO3_PYTHON := $(abspath $(PY))
 
 .PHONY: demo test test-rust test-python test-pythons test-portable wheel lint lint-macos install \
-  bench browser
+  bench bench-hmr-venv browser
 
 $(VENV)/.deps: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -119,5 +119,23 @@ lint: $(VENV)/.deps lint-macos
 	$(VENV)/bin/ruff check python tests bench examples
 	$(VENV)/bin/ruff format --check python tests bench examples
 
-bench: install
+# hmr, which bench/propagation.py compares with, needs Python 3.12+: its own venv, from pyenv's
+# newest 3.12 (else 3.13, else python3.12/3.13 on PATH). Without one the benchmark skips hmr
+# and says so.
+HMR_VENV := bench/.work/venv-hmr
+bench-hmr-venv: $(HMR_VENV)/.deps
+
+$(HMR_VENV)/.deps: bench/requirements-hmr.txt
+	@set -e; py=; \
+	for v in 3.12 3.13; do \
+	  [ -n "$$py" ] || py=$$(ls -d $(PYENV_VERSIONS)/$$v.*/bin/python3 2>/dev/null | grep -E "/$$v\.[0-9]+/bin/" | sort -V | tail -n 1); \
+	  [ -n "$$py" ] || py=$$(command -v python$$v || true); \
+	done; \
+	if [ -z "$$py" ]; then echo "no Python 3.12+: bench/propagation.py will skip hmr"; exit 0; fi; \
+	rm -rf $(HMR_VENV); $$py -m venv $(HMR_VENV); \
+	$(HMR_VENV)/bin/python -m pip install -q --upgrade pip; \
+	$(HMR_VENV)/bin/python -m pip install -q -r bench/requirements-hmr.txt; \
+	touch $@
+
+bench: install $(HMR_VENV)/.deps
 	$(PY) bench/run.py

@@ -369,6 +369,40 @@ def test_methods_functions_and_wrapped_functions_keep_their_identity(live):
     assert m.decorated.__wrapped__ is wrapper.__wrapped__
 
 
+def test_function_held_by_another_descriptor_finds_the_kept_class(live):
+    """Django's `classproperty` (bakerydemo's breads/wagtail_hooks.py): `super()` in its function
+    reads the class body's `__class__` cell, which must point at the class that was kept."""
+    live.write(
+        "descriptors",
+        """
+        class classproperty:
+            def __init__(self, method):
+                self.fget = method
+
+            def __get__(self, instance, cls=None):
+                return self.fget(cls)
+        """,
+    )
+    source = """
+        from .descriptors import classproperty
+
+        class Base:
+            columns = ["base"]
+
+        class Listing(Base):
+            @classproperty
+            def columns(cls):
+                return [*super().columns, "listing 1"]
+    """
+    live.write("m", source)
+    m = live.load("m")
+    listing = m.Listing
+    live.write("m", source.replace("listing 1", "listing 2"))
+    live.reload("m")
+    assert m.Listing is listing
+    assert listing.columns == ["base", "listing 2"]
+
+
 def test_failed_reload_puts_every_old_object_back(live):
     from hmr_serve.reload import executor
 

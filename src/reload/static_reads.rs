@@ -1384,6 +1384,12 @@ impl<'a> Analyzer<'a> {
                 self.record(self.own, name, true, Time::Call);
             }
             self.own(binding, chain, pos, time, call, segment);
+        } else if self.package == Some(self.module_name) {
+            // A package's namespace gets each submodule once it is imported (`import
+            // pkg.sub.deep` makes `deep` a global of `pkg/sub/__init__.py`), bound by no
+            // statement of its own.
+            let submodule = self.mods.child(self.own, name);
+            self.module_chain(submodule, chain, pos, time, call);
         }
         for i in 0..self.stars.len() {
             let star = self.stars[i];
@@ -1804,6 +1810,15 @@ mod tests {
 
     fn names(list: &[&str]) -> Vec<String> {
         list.iter().map(|n| (*n).to_owned()).collect()
+    }
+
+    #[test]
+    fn a_package_reads_its_submodules_as_globals_the_import_system_set() {
+        let source = "import pkg.sub.deep\n\nDEEP = deep.VALUE\n";
+        let reads = parse_reads(source, "pkg.sub", true).unwrap();
+        assert!(reads.import_time["pkg.sub.deep"].names.contains("VALUE"));
+        let plain = parse_reads(source, "pkg.mod", false).unwrap();
+        assert!(!plain.import_time.contains_key("pkg.deep"));
     }
 
     #[test]

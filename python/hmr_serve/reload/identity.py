@@ -205,7 +205,8 @@ def _patch_function(
 
 def _pairs(old: Any, new: Any, depth: int = 0) -> Iterator[tuple[Any, Any]]:
     """Functions at the same place inside two class attributes (a method, the function of a
-    classmethod, a property's getter, what a functools wrapper wraps)."""
+    classmethod, a property's getter, what a functools wrapper wraps, what another descriptor
+    holds)."""
     if depth > 4 or old is None or new is None:
         return
     if isinstance(old, types.FunctionType) and isinstance(new, types.FunctionType):
@@ -220,10 +221,22 @@ def _pairs(old: Any, new: Any, depth: int = 0) -> Iterator[tuple[Any, Any]]:
             yield from _pairs(getattr(old, attr), getattr(new, attr), depth + 1)
     elif isinstance(old, (functools.cached_property, functools.partialmethod)):
         yield from _pairs(old.func, new.func, depth + 1)
-    else:
-        yield from _pairs(
-            getattr(old, "__wrapped__", None), getattr(new, "__wrapped__", None), depth + 1
-        )
+    elif hasattr(old, "__wrapped__"):
+        yield from _pairs(old.__wrapped__, getattr(new, "__wrapped__", None), depth + 1)
+    elif hasattr(type(old), "__get__"):
+        # Another kind of descriptor (Django's classproperty): the functions it holds.
+        for key, value in held_functions(old):
+            yield from _pairs(value, _own_attrs(new).get(key), depth + 1)
+
+
+def _own_attrs(obj: Any) -> dict[str, Any]:
+    attrs = getattr(obj, "__dict__", None)
+    return attrs if isinstance(attrs, dict) else {}
+
+
+def held_functions(obj: Any) -> list[tuple[str, types.FunctionType]]:
+    """The functions an object (a descriptor) holds as its own attributes."""
+    return [(k, v) for k, v in _own_attrs(obj).items() if isinstance(v, types.FunctionType)]
 
 
 def _functions(value: Any) -> Iterator[types.FunctionType]:

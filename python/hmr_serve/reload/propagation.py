@@ -66,6 +66,9 @@ class ReadsCache:
     def __init__(self, engine: Any) -> None:
         self.engine = engine
         self._cache: dict[str, Reads | None] = {}
+        # Equal summaries share one object (most importers of a settings module read the
+        # same names), so a decision made for one holds for the others.
+        self._interned: dict[Any, Reads] = {}
 
     def refresh(self) -> None:
         for name in self.engine.take_reparsed():
@@ -86,12 +89,20 @@ class ReadsCache:
         reads = None
         if raw is not None:
             import_time, call_time, own_code_runs, dynamic = raw
-            reads = Reads(
-                {m: Entry(*entry) for m, entry in import_time.items()},
-                {m: Entry(*entry) for m, entry in call_time.items()},
+            key = (
+                tuple(sorted(import_time.items())),
+                tuple(sorted(call_time.items())),
                 own_code_runs,
                 dynamic,
             )
+            reads = self._interned.get(key)
+            if reads is None:
+                reads = self._interned[key] = Reads(
+                    {m: Entry(*entry) for m, entry in import_time.items()},
+                    {m: Entry(*entry) for m, entry in call_time.items()},
+                    own_code_runs,
+                    dynamic,
+                )
         self._cache[name] = reads
         return reads
 
@@ -256,6 +267,9 @@ class _Decider:
         # (module, name) -> first-party modules its value leads to; the values do not change
         # while one plan (or one check) is made.
         self._owners: dict[tuple[str, str], set[str]] = {}
+        # Decisions by (summary, changed dependencies, how many modules change so far): the
+        # same answer for every importer that reads the same, unless its own code may run.
+        self._decisions: dict[tuple[Any, ...], tuple[str | None, dict[str, frozenset[str]]]] = {}
 
     def owners(self, module: str, attr: str) -> set[str]:
         key = (module, attr)
@@ -291,6 +305,12 @@ class _Decider:
             reads = _NOT_ANALYSED
         if reads.dynamic:
             return f"reads modules dynamically (and {_first(changes)} changes)", {}
+        key = None
+        if not reads.own_code_runs:
+            key = (id(reads), tuple(changed_deps), len(changes))
+            decided = self._decisions.get(key)
+            if decided is not None:
+                return decided
         hits: dict[str, frozenset[str]] = {}
         for dep in changed_deps:
             entry = self.entry(reads, dep)
@@ -303,6 +323,8 @@ class _Decider:
                 hits[dep] = frozenset(hit)
         # Calls into code reading a changed name: through any module, changed or not.
         why = self._calls(name, reads, changes)
+        if key is not None:
+            self._decisions[key] = (why, hits)
         return why, hits
 
     def _calls(self, name: str, reads: Reads, changes: Mapping[str, frozenset[str]]) -> str | None:

@@ -189,14 +189,17 @@ class Reloader:
             )
             return
         active = integrations.active()
-        if others:
-            integrations.call_all(active, "files_changed", others)
+        done = integrations.call_all(active, "files_changed", others) if others else []
         for name in self._retry:  # a failed reload's modules, deleted ones included
             if name not in changed and name not in deleted:
                 (changed if os.path.exists(_module_path(name) or "") else deleted).append(name)
         readers -= set(changed) | set(deleted)
         if not changed and not deleted and not readers:
             self.front.files_changed(others)  # templates: nothing re-runs, pages refresh
+            if others:  # what each integration did, e.g. "template caches cleared"
+                what = [d if isinstance(d, str) else "handled" for d in done if d]
+                names = ", ".join(sorted(os.path.relpath(p) for p in others))
+                logger.info("%s changed: %s", names, ", ".join([*what, "pages refreshed"]))
             return
         if (
             not deleted
