@@ -14,10 +14,9 @@ a missing app is named and skipped, and the script still exits 0):
   started on the same files and the compared requests (public pages, signed-in pages and
   /openapi.json, less what differs between any two processes) must answer the same;
 - when the servers stop, their output is searched for "Task was destroyed but it is pending!";
-- in one interpreter of the app (realapps_absorb.py), every router module re-run in place and
-  its routers replaced in place of re-running the module that includes them: what that costs,
-  and whether the result equals a fresh import. The reload engine calls this hook only once it
-  has name-level propagation; until then the end-to-end figures are those of re-including.
+- in one interpreter of the app, without the reload engine (realapps_absorb.py), every router
+  module re-run in place and its routers replaced in place of re-running the module that
+  includes them: what that costs, and whether the result equals a fresh import.
 
     .venv/bin/python bench/realapps.py [--apps mealie] [--rounds 3] [--quick] [--no-write]
 
@@ -28,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -248,7 +248,7 @@ def report(app: RealApp, e2e: dict[str, Any], mechanism: dict[str, Any], rounds:
             [
                 edit.name,
                 _spread(mine),
-                " / ".join(sorted({_short(line) for line in e2e["lines"][edit.name]})) or "–",
+                _short(_median_line(mine, e2e["lines"][edit.name])) or "–",
                 _spread(theirs),
                 "yes" if differs == [] else f"no: {', '.join(differs)}" if differs else "–",
             ]
@@ -307,9 +307,18 @@ def app_versions(app: RealApp) -> str:
     return out.stdout.strip() or "versions unknown"
 
 
+def _median_line(seconds: list[float], lines: list[str]) -> str:
+    """The log line of the run whose time is the median."""
+    if not lines:
+        return ""
+    ranked = sorted(range(len(seconds)), key=seconds.__getitem__)
+    return lines[ranked[len(ranked) // 2]]
+
+
 def _short(line: str) -> str:
-    """A reload line without what the table says already (which file)."""
+    """A reload line without what the table says elsewhere (the file, requests held)."""
     line = line.split(" after changes to ")[0].split(" (mealie/")[0]
+    line = re.sub(r" \((\+ [\d.]+ ms waiting for running requests|held \d+ requests?)\)", "", line)
     return line if len(line) <= 120 else line[:117] + "..."
 
 
