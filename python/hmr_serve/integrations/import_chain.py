@@ -30,10 +30,24 @@ def describe(target: str, modules: list[str], paths: list[str]) -> str:
     if target in changed or not changed:
         file = _file(target) if target in changed else None
         return f"{file or target} changed"
-    chain = _chain(changed, target, set(modules))
+    chain = _chain(changed, target, set(modules)) or _chain(changed, target, _first_party())
     first = chain[0] if chain else changed[0]
     importers = " → ".join(chain[1:]) if chain else f"… → {target}"
     return f"{_file(first) or first} changed; its importers re-run: {importers}"
+
+
+def _first_party() -> set[str]:
+    """Every loaded module with a source file outside installed packages: a change can reach a
+    module through ones that do not re-run (a function it calls at import reads the change)."""
+    from hmr_serve.reload.tracker import FOREIGN_DIRS
+
+    found = set()
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if isinstance(file, str) and file.endswith(".py"):
+            if not FOREIGN_DIRS.intersection(file.split(os.sep)):
+                found.add(name)
+    return found
 
 
 def _file(name: str) -> str | None:
