@@ -1,9 +1,9 @@
 //! The ASGI bridge's shared state, and how a protocol object answers the app: an awaitable that
 //! is already done (`ready`), or a future a tokio task completes (`later`, `resolve_later`).
 //!
-//! The protocols (`http_protocol.rs`, `ws_protocol.rs`) hold the bridge and use only what is
-//! here; starting apps and running the job queue sit above them, in `http_start.rs`,
-//! `websocket.rs` and `serve.rs`.
+//! The protocols (`http_protocol.rs`, `ws_protocol.rs`) hold the bridge and use only this of
+//! it. What builds the protocols sits above them: starting apps in `http_start.rs` and
+//! `websocket.rs`; `AsgiBridge::start`, `handle` and the job runner in `serve.rs`.
 
 use std::sync::Arc;
 

@@ -4,9 +4,10 @@
 //! Lifespan runs in Python (`hmr_serve.lifespan`).
 //!
 //! Dependencies run one way, from the entry points down: `serve` → `{http_start, websocket}` →
-//! the protocols (`http_protocol`, `ws_protocol`) → `bridge` → `jobs` → what the queue carries
-//! (`pending`, `ws_delivery`, `receive_messages`); the leaves (`awaitable`, `send_messages`,
-//! `scope`, `ws_handshake`, `ws_session`) use no other file here.
+//! the protocols (`http_protocol`, `ws_protocol`) → `bridge` → `{jobs, async_runtimes}` → what
+//! the queue carries (`pending`, `ws_delivery`, `receive_messages`) → `{ws_handshake,
+//! ws_session}`. `scope` (→ `ws_handshake`, for the offered subprotocols), `send_messages` and
+//! `awaitable` are leaves used from above.
 
 #[cfg(feature = "asgi-bridge-async-runtimes")]
 mod async_runtimes;

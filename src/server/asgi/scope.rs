@@ -11,7 +11,7 @@ use super::ws_handshake::subprotocols;
 use crate::server::conn_info::ConnInfo;
 use crate::server::proxy_headers::Forwarded;
 
-pub fn http_version(version: http::Version) -> &'static str {
+fn http_version(version: http::Version) -> &'static str {
     match version {
         http::Version::HTTP_10 => "1.0",
         http::Version::HTTP_2 => "2",
@@ -67,7 +67,7 @@ pub fn build_websocket<'py>(
 }
 
 /// The scope's `asgi` entry.
-pub fn asgi_versions<'py>(
+fn asgi_versions<'py>(
     py: Python<'py>,
     spec_version: &Bound<'py, PyString>,
 ) -> PyResult<Bound<'py, PyDict>> {
@@ -78,7 +78,7 @@ pub fn asgi_versions<'py>(
 }
 
 /// What `http` and `websocket` scopes share: path, query, headers, addresses, state.
-pub fn add_request_fields<'py>(
+fn add_request_fields<'py>(
     py: Python<'py>,
     scope: &Bound<'py, PyDict>,
     parts: &Parts,
