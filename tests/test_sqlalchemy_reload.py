@@ -384,8 +384,8 @@ def test_restart_reason_names_the_changed_file_then_its_importers(tmp_path, star
     edit(tmp_path, "app/settings.py", '"free"', '"team"')
     line = server.wait_for_line(r"restarting the process|restart unavailable", timeout=15)
     assert (
-        "app/settings.py changed; its importers re-run: app.config → app.models.groups: Group "
-        "re-runs, but GroupExport (app.models.exports), which has a relationship to it, does not"
+        "app/settings.py changed → app.config → app.models.groups: Group re-runs, but "
+        "GroupExport (app.models.exports), which has a relationship to it, does not"
     ) in line, line
     if "restarting the process" in line:
         assert settle(tmp_path, server, "app.main", timeout=60) == {"plan": "team"}

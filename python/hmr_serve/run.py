@@ -253,7 +253,6 @@ class ScriptRunner:
                     return self.exit_code
                 front.rerun = False
                 loop.run_until_complete(reloader.apply(batch))
-                tracker.engine.scan()
                 if front.rerun:
                     self._run_entry(data_files, tracker)
         finally:

@@ -3,17 +3,26 @@
 //! importers that read a name of `m` whose value changed need to re-run; this pass says which
 //! names each module reads, and which of them it may call (or otherwise run code of) at import.
 //!
+//! The pass visits the tree once, recording each read against the scope it appears in, and the
+//! values each module- or class-level name may hold (aliases). Reads are resolved once every
+//! binding is known, so an alias exposed at import (`h = m.f; h()`) exposes what it aliases.
+//!
 //! Soundness comes first: every choice below that is not exact errs towards reporting more.
 //! - Scoping is approximate: a local variable is treated as a read of the module-level name it
 //!   shadows, and a class-level name is also looked up as a global.
 //! - Bindings are flow-insensitive: a name assigned several times aliases the union of its values.
 //! - A value that flows where this pass cannot follow it (a function argument, an operand, an
-//!   element later taken out of a container, a default argument used by the body) counts as used
-//!   as a whole: an attribute chain `a.b` in such a position also marks the module `a.b` `whole`
-//!   (harmless when `a.b` is not a module). `whole` on a package must be read as covering its
-//!   submodules too, since they are reachable as attributes.
+//!   element later taken out of a container, a default argument used by the body, anything in a
+//!   function body) counts as used as a whole: an attribute chain `a.b` in such a position also
+//!   marks the module `a.b` `whole` (harmless when `a.b` is not a module). `whole` on a package
+//!   must be read as covering its submodules too, since they are reachable as attributes.
+//! - Reading an attribute of a value exposes the value (descriptors and `__getattr__` run code).
+//!   Exposing an own class exposes every name its body binds; and since methods reach those
+//!   names through `self`, they are all used at call time too.
 //! - A star import provides, as far as this pass knows, every name the module reads as a global
 //!   (builtins included: `from numpy import *` shadows `sum`).
+//! - Own code runs at import also when a class created through another base or metaclass
+//!   defines a hook such machinery calls (`Enum` calls `__init__`; see `runs_hooks_at_creation`).
 //! - `exec`, `eval`, `globals`, `sys.modules`, frame globals, and an `importlib.import_module` or
 //!   `__import__` whose target is not a literal make the module `dynamic`, wherever they appear
 //!   (in a function body too: the function may run at import). `vars()` and `locals()` only do
@@ -157,7 +166,7 @@ const MODULE_SCOPE: ScopeId = 0;
 const MAX_DEPTH: usize = 256;
 /// A bound on resolution work, against pathological alias graphs: resolution gives up beyond it.
 const WORK_BUDGET: u32 = 2_000_000;
-/// Nested binding sinks (walrus inside walrus...) beyond this are `dynamic`.
+/// Nested binding sinks (walrus inside walrus...) beyond this make the module `dynamic`.
 const MAX_SINKS: usize = 64;
 
 /// An attribute chain, as a range of `Analyzer::arena`.
@@ -458,7 +467,7 @@ impl<'a> Analyzer<'a> {
 
     fn sink(&mut self, read: Read<'a>) {
         for (i, sink) in self.sinks.iter_mut().enumerate() {
-            if self.flow & (1 << i) != 0 {
+            if i < MAX_SINKS && self.flow & (1 << i) != 0 {
                 sink.flows.push(read);
             } else {
                 sink.deps.push(read);
@@ -467,12 +476,12 @@ impl<'a> Analyzer<'a> {
     }
 
     fn open_sink(&mut self, flow: bool) {
-        if self.sinks.len() == MAX_SINKS {
-            self.dynamic = true;
-        }
-        let i = self.sinks.len().min(MAX_SINKS - 1);
+        let i = self.sinks.len();
         self.sinks.push(Sink::default());
-        if flow {
+        if i >= MAX_SINKS {
+            // Its flows would be taken for deps, which do not extend attribute chains.
+            self.dynamic = true;
+        } else if flow {
             self.flow |= 1 << i;
         }
     }
@@ -934,6 +943,9 @@ impl<'a> Analyzer<'a> {
                 }
             });
         }
+        if self.time == Time::Import && runs_hooks_at_creation(class) {
+            self.own_code_runs = true;
+        }
         let class_scope = self.new_scope(ScopeKind::Class);
         if let Some(scope) = scope {
             let reads = self.close_sink();
@@ -1267,6 +1279,15 @@ impl<'a> Analyzer<'a> {
         let uses = std::mem::take(&mut self.uses);
         for read in &uses {
             self.apply(read.root, read.chain, read.pos, read.time, None, 0);
+        }
+        // Methods reach what their class body bound through `self` and `cls`, untracked.
+        for scope in 0..self.scopes.len() {
+            if self.scopes[scope].kind == ScopeKind::Class {
+                for i in 0..self.scopes[scope].members.len() {
+                    let member = self.scopes[scope].members[i];
+                    self.own(member, EMPTY, Pos::Used, Time::Call, None, 0);
+                }
+            }
         }
         let checks = std::mem::take(&mut self.checks);
         if checks.iter().any(|check| !self.check_holds(check)) {
@@ -1719,6 +1740,73 @@ fn is_name_pattern(target: &Expr) -> bool {
         Expr::Starred(starred) => is_name_pattern(&starred.value),
         _ => false,
     }
+}
+
+/// A class whose creation goes through code other than `type` (a base or metaclass from
+/// elsewhere) may call hooks defined in its body while it is created: `Enum` calls `__init__`,
+/// `__new__` and `_generate_next_value_`, frameworks look up `__get_pydantic_core_schema__` and
+/// the like. Own bases count too: their `__init_subclass__` is their own code, but it may call
+/// the subclass's hooks.
+fn runs_hooks_at_creation(class: &StmtClassDef) -> bool {
+    let Some(arguments) = &class.arguments else {
+        return false;
+    };
+    let plain_type = arguments.keywords.is_empty()
+        && arguments.args.iter().all(|base| {
+            matches!(base, Expr::Name(name) if matches!(
+                name.id.as_str(),
+                "object" | "Exception" | "BaseException" | "ValueError" | "TypeError"
+                    | "KeyError" | "RuntimeError" | "LookupError" | "dict" | "list" | "str"
+                    | "int" | "tuple" | "set" | "frozenset"
+            ))
+        });
+    !plain_type
+        && class.body.iter().any(|stmt| match stmt {
+            Stmt::FunctionDef(def) => is_creation_hook(def.name.as_str()),
+            _ => false,
+        })
+}
+
+/// Dunder and sunder names, but those only ever called on instances in use (whose use, at
+/// import, is itself an exposed read of the class).
+fn is_creation_hook(name: &str) -> bool {
+    name.len() > 2
+        && name.starts_with('_')
+        && name.ends_with('_')
+        && !matches!(
+            name,
+            "__str__"
+                | "__repr__"
+                | "__format__"
+                | "__call__"
+                | "__iter__"
+                | "__next__"
+                | "__aiter__"
+                | "__anext__"
+                | "__await__"
+                | "__len__"
+                | "__bool__"
+                | "__getitem__"
+                | "__setitem__"
+                | "__delitem__"
+                | "__contains__"
+                | "__enter__"
+                | "__exit__"
+                | "__aenter__"
+                | "__aexit__"
+                | "__del__"
+                | "__eq__"
+                | "__ne__"
+                | "__lt__"
+                | "__le__"
+                | "__gt__"
+                | "__ge__"
+                | "__hash__"
+                | "__post_init__"
+                | "__getattr__"
+                | "__setattr__"
+                | "__delattr__"
+        )
 }
 
 fn pattern_captures<'a>(pattern: &'a Pattern, out: &mut Vec<&'a str>) {
@@ -2282,6 +2370,9 @@ def f():
             "def helper(): pass\nh = lambda: helper()\n",
             "import m\nstaticmethod = m.deco\nclass C:\n    @staticmethod\n    def s(): pass\n",
             "from mylib import overload\n@overload\ndef f(): pass\n",
+            "from enum import Enum\nclass Planet(Enum):\n    EARTH = (5.9e24, 6.3e6)\n    def __init__(self, mass, radius): pass\n",
+            "import enum\nclass E(enum.Enum):\n    def _generate_next_value_(name, start, count, last): pass\n    A = enum.auto()\n",
+            "class Money(Base):\n    @classmethod\n    def __get_pydantic_core_schema__(cls, source, handler): pass\n",
         ] {
             assert!(reads(src).own_code_runs, "{src}");
         }
@@ -2295,6 +2386,9 @@ def f():
             "import typing\n@typing.overload\ndef f(x: int) -> int: ...\n",
             "import functools\ndef deco(fn):\n    @functools.wraps(fn)\n    def wrapper(): pass\n    return wrapper\n",
             "class A: pass\nclass B: pass\nX = [A, B]\n",
+            "from pydantic import BaseModel\nclass M(BaseModel):\n    x: int\n    def __str__(self): return ''\n    def total(self): pass\n",
+            "class Plain:\n    def __init__(self): pass\n",
+            "class Err(ValueError):\n    def __init__(self, msg): pass\n",
         ] {
             assert!(!reads(src).own_code_runs, "{src}");
         }
@@ -2316,6 +2410,13 @@ def f():
         // Unused, the class body's reads stay held.
         let r = reads("import m\nclass C:\n    handler = m.handle\n");
         assert_eq!(imp(&r, "m"), nr(&["handle"], &[], false, false));
+        // Methods reach class attributes through `self`: those are used at call time.
+        let r = reads(
+            "import m\nclass C:\n    sub = m.sub\n    def f(self):\n        return self.sub.X\n",
+        );
+        assert_eq!(imp(&r, "m"), nr(&["sub"], &[], false, false));
+        assert_eq!(call(&r, "m"), (names(&["sub"]), false));
+        assert_eq!(call(&r, "m.sub"), (vec![], true));
     }
 
     #[test]
@@ -2381,6 +2482,84 @@ point.x
             assert!(m.exposed.contains(name), "{name}: {m:?}");
         }
         assert!(m.names.contains("Target") && !m.exposed.contains("Target"));
+    }
+
+    #[test]
+    fn fastapi_module() {
+        let src = "\
+from fastapi import FastAPI, Depends
+from .db import get_session
+from . import models, schemas
+from .config import settings
+
+app = FastAPI(title=settings.APP_NAME)
+
+@app.get('/items/{id}', response_model=schemas.Item)
+def read_item(id: int, db=Depends(get_session)):
+    return db.get(models.Item, id)
+";
+        let r = parse_reads(src, "shop.main", false).unwrap();
+        assert_eq!(
+            imp(&r, "fastapi"),
+            nr(
+                &["Depends", "FastAPI"],
+                &["Depends", "FastAPI"],
+                false,
+                false
+            )
+        );
+        assert_eq!(
+            imp(&r, "shop.db"),
+            nr(&["get_session"], &["get_session"], false, false)
+        );
+        assert_eq!(
+            imp(&r, "shop"),
+            nr(&["models", "schemas"], &["schemas"], false, false)
+        );
+        assert_eq!(
+            imp(&r, "shop.schemas"),
+            nr(&["Item"], &["Item"], false, false)
+        );
+        assert_eq!(
+            imp(&r, "shop.config"),
+            nr(&["settings"], &["settings"], false, false)
+        );
+        assert_eq!(
+            imp(&r, "shop.config.settings"),
+            nr(&["APP_NAME"], &["APP_NAME"], false, false)
+        );
+        assert!(!r.import_time.contains_key("shop.models"));
+        assert!(r.own_code_runs, "the route decorator may call read_item");
+        assert!(!r.dynamic);
+        assert_eq!(call(&r, "shop.models"), (names(&["Item"]), false));
+        assert!(call(&r, "shop.main").0.contains(&"models".to_owned()));
+        // The default's value is what the body uses.
+        assert!(call(&r, "fastapi").0.contains(&"Depends".to_owned()));
+    }
+
+    #[test]
+    fn long_alias_chains_and_deep_nesting_are_bounded() {
+        let chain = |n: usize| {
+            let mut src = String::from("import m\na0 = m.f\n");
+            for i in 1..=n {
+                src.push_str(&format!("a{i} = a{}\n", i - 1));
+            }
+            src + &format!("a{n}()\n")
+        };
+        let r = reads(&chain(100));
+        assert_eq!(imp(&r, "m"), nr(&["f"], &["f"], false, false));
+        assert!(!r.dynamic && !r.own_code_runs);
+        // Deeper than resolution follows: it gives up, conservatively.
+        let r = reads(&chain(400));
+        assert!(r.dynamic && r.own_code_runs);
+
+        let mut walrus = String::from("m.f");
+        for i in 0..80 {
+            walrus = format!("(w{i} := {walrus})");
+        }
+        let r = reads(&format!("import m\nx = {walrus}\n"));
+        assert!(r.dynamic);
+        assert!(imp(&r, "m").names.contains("f"));
     }
 
     #[test]

@@ -1,8 +1,8 @@
 """Why a module is among those a change re-runs, for the integrations' restart reasons: the file
 that changed first, then the importers through which the change reached the module that cannot
-be hot-reloaded ("app/settings.py changed; its importers re-run: app.config → app.db →
-app.models"). Read from the import statements of the modules about to re-run, only once a
-restart has been decided (parsing them costs nothing next to a restart)."""
+be hot-reloaded ("app/settings.py changed → app.config → app.db → app.models"). Read from the
+import statements of the project's modules, only once a restart has been decided (parsing them
+costs nothing next to a restart)."""
 
 from __future__ import annotations
 
@@ -25,15 +25,16 @@ def changed_modules(modules: list[str], paths: list[str]) -> list[str]:
 
 
 def describe(target: str, modules: list[str], paths: list[str]) -> str:
-    """The changed file, and the chain of importers from it to `target` (one of `modules`)."""
+    """The changed file, then the importers from it to `target` (one of `modules`):
+    "app/settings.py changed → app.config → app.models"."""
     changed = changed_modules(modules, paths)
     if target in changed or not changed:
         file = _file(target) if target in changed else None
         return f"{file or target} changed"
-    chain = _chain(changed, target, set(modules))
-    first = chain[0] if chain else changed[0]
-    importers = " → ".join(chain[1:]) if chain else f"… → {target}"
-    return f"{_file(first) or first} changed; its importers re-run: {importers}"
+    chain = _chain(set(changed), target)
+    if not chain:  # reached by no import statement (a dynamic import): the ends only
+        chain = [changed[0], "…", target]
+    return " → ".join([f"{_file(chain[0]) or chain[0]} changed", *chain[1:]])
 
 
 def _file(name: str) -> str | None:
@@ -41,26 +42,42 @@ def _file(name: str) -> str | None:
     return os.path.relpath(file) if file else None
 
 
-def _chain(changed: list[str], target: str, modules: set[str]) -> list[str]:
-    """The shortest import chain [changed module, importer, ..., target] within `modules`."""
-    importers: dict[str, list[str]] = {}
-    for name in modules:
-        for imported in _imports(name) & modules:
-            importers.setdefault(imported, []).append(name)
-    came_from: dict[str, str | None] = dict.fromkeys(changed)
-    queue = deque(changed)
+def _chain(changed: set[str], target: str) -> list[str]:
+    """The shortest import chain [changed module, importer, ..., target] through the project's
+    modules (not only those that re-run: an importer that stays may pass the change on), found
+    by walking back from `target` through what it imports."""
+    came_from: dict[str, str | None] = {target: None}
+    queue = deque([target])
     while queue:
         name = queue.popleft()
-        if name == target:
-            chain = [name]
-            while (previous := came_from[chain[-1]]) is not None:
-                chain.append(previous)
-            return chain[::-1]
-        for importer in sorted(importers.get(name, ())):
-            if importer not in came_from:
-                came_from[importer] = name
-                queue.append(importer)
+        for imported in sorted(_imports(name)):
+            if imported in came_from or not _is_project_module(imported):
+                continue
+            came_from[imported] = name
+            if imported in changed:
+                chain = [imported]
+                while (importer := came_from[chain[-1]]) is not None:
+                    chain.append(importer)
+                return chain
+            queue.append(imported)
     return []
+
+
+def _is_project_module(name: str) -> bool:
+    file = getattr(sys.modules.get(name), "__file__", None)
+    if not file or not file.endswith(".py"):
+        return False
+    real = os.path.realpath(file)
+    if _INSTALLED.intersection(real.split(os.sep)):
+        return False
+    return not any(real.startswith(prefix) for prefix in _PREFIXES)
+
+
+# Where installed code lives: never a project's modules.
+_INSTALLED = frozenset({"site-packages", "dist-packages"})
+_PREFIXES = tuple(
+    os.path.join(os.path.realpath(p), "") for p in {sys.prefix, sys.base_prefix, sys.exec_prefix}
+)
 
 
 def _imports(name: str) -> set[str]:

@@ -17,7 +17,10 @@ ones take the same place (registration order decides menu order between equal `m
 URL order). After it, what Wagtail built from those registries once is rebuilt: the admin menus,
 search areas, the icon sprite, and the part of the admin URLconf that hooks made (the viewsets'
 URLs, `register_admin_urls` hooks), decorated as `wagtail.admin.urls` decorates it. A reload that
-rolls back puts every registry back as it was.
+rolls back puts every registry back as it was. The hooks Wagtail calls once (menu items, icons,
+search areas, URLs, viewsets) and the methods of registered viewsets are marked run-once
+(integrations/run_once.py): an edit of their bodies re-runs the module instead of patching them
+in place, which would leave what Wagtail built from them as it was.
 
 Not rebuilt (scanned once by Wagtail, an edit applies at the next restart): rich text features,
 log actions, bulk actions, image operations, `construct_admin_api`.
@@ -28,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import threading
+import types
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -35,7 +39,7 @@ from dataclasses import dataclass, field
 from types import FrameType, ModuleType
 from typing import Any
 
-from hmr_serve.integrations import Integration
+from hmr_serve.integrations import Integration, run_once
 
 _MISSING = object()
 # Modules whose registrations are never a project's own: never re-run, never taken out.
@@ -49,6 +53,16 @@ _KEYED_REGISTRIES = (
 )
 # Hooks whose results end up in the admin URLconf, built once when it is imported.
 _URL_HOOKS = frozenset({"register_admin_urls", "register_admin_viewset"})
+# Hooks Wagtail calls once, keeping what they return (in the URLconf, the menus, the icon
+# sprite): an edit of one must re-run its module, never patch it in place.
+_ONCE_HOOKS = _URL_HOOKS | {
+    "register_admin_menu_item",
+    "register_settings_menu_item",
+    "register_reports_menu_item",
+    "register_help_menu_item",
+    "register_admin_search_area",
+    "register_icons",
+}
 
 
 def _registering_module(frame: FrameType | None) -> str | None:
@@ -259,6 +273,8 @@ class WagtailIntegration(Integration):
         # defined the function.
         for name, entries in hooks._hooks.items():
             for entry in entries:
+                if name in _ONCE_HOOKS:
+                    run_once.mark(entry[0])
                 origin = _defined_in(entry[0])
                 if _yours(origin):
                     self._add(_Registration(origin, hooks=[(name, entry)]))  # type: ignore[arg-type]
@@ -357,6 +373,8 @@ class WagtailIntegration(Integration):
         self._registrations.append(registration)
 
     def _hook_registered(self, name: str, entry: Any, frame: FrameType | None) -> None:
+        if name in _ONCE_HOOKS:
+            run_once.mark(entry[0])
         windows = self._windows()
         if windows and windows[-1].module_frame is _module_frame(frame):
             registration = windows[-1].registration
@@ -423,6 +441,10 @@ class WagtailIntegration(Integration):
             items, keys = window.changes()
             if windows:
                 windows[-1].claim(items, keys, window)
+            viewset_list = _viewset_list()
+            for container, item in items:
+                if container is viewset_list:
+                    _mark_viewset(item)
             if registration is not None:
                 registration.items, registration.keys = items, keys
                 if registration:
@@ -733,6 +755,27 @@ def _place_keys(registrations: list[_Registration]) -> list[tuple[str, Any, int]
         seen[(registration.origin, kind)] = count + 1
         keys.append((registration.origin, kind, count))
     return keys
+
+
+def _mark_viewset(viewset: Any) -> None:
+    """A viewset's views and menu item are built from its methods once (the URLconf, the menus):
+    an edit of one of its project classes' functions re-runs their module."""
+    for cls in type(viewset).__mro__:
+        if not _yours(cls.__module__):
+            continue
+        for value in list(vars(cls).values()):
+            if isinstance(value, (classmethod, staticmethod)):
+                value = value.__func__
+            if isinstance(value, types.FunctionType):
+                run_once.mark(value)
+            elif isinstance(value, property):
+                for accessor in (value.fget, value.fset, value.fdel):
+                    if accessor is not None:
+                        run_once.mark(accessor)
+            elif hasattr(type(value), "__get__"):  # Django's classproperty, cached_property
+                for held in vars(value).values() if hasattr(value, "__dict__") else ():
+                    if isinstance(held, types.FunctionType):
+                        run_once.mark(held)
 
 
 def _viewset_list() -> list[Any] | None:

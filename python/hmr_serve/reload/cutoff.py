@@ -36,7 +36,8 @@ a normal reload. A cached function (with `cache_clear`, such as `functools.lru_c
 name is in T has its cache cleared: a fresh process would compute the value anew. Calls the
 names cannot show (`getattr` with a computed string, a framework calling a method while a class
 is created) are outside the rule; the class-name part covers the usual one, an instance made at
-import time.
+import time. A function in T that a framework called once and keeps the result of
+(integrations/run_once.py: Wagtail's menu and URL hooks) sends the edit to the normal reload too.
 
 The patch is applied with the gate closed and undone completely if any step fails.
 """
@@ -51,6 +52,7 @@ import types
 from dataclasses import dataclass, field
 from typing import Any
 
+from hmr_serve.integrations import run_once
 from hmr_serve.logs import logger
 from hmr_serve.reload import body_diff, identity
 
@@ -350,6 +352,9 @@ def _plan(engine: Any, changed: list[str], called_at_start: frozenset[str]) -> P
         used = names & (import_time | called_at_start)
         if used:
             raise _Fallback(f"{', '.join(sorted(used))} may run while a module imports")
+        for function in run_once.marked():
+            if function.__name__ in names and function.__module__ in sources:
+                raise _Fallback(f"{function.__module__}.{function.__qualname__} ran once")
         for member in read:
             for value in list(vars(sys.modules[member]).values()):
                 if callable(_safe_getattr(value, "cache_clear")):

@@ -318,6 +318,13 @@ class _Decider:
                 return f"imports {dep} in a way the static pass does not see", {}
             if entry.whole:
                 return f"uses the whole module {dep}", {}
+            # A package used whole reaches its submodules as attributes.
+            package = dep.rpartition(".")[0]
+            while package:
+                outer = reads.import_time.get(package)
+                if outer is not None and outer.whole:
+                    return f"uses the whole package {package}", {}
+                package = package.rpartition(".")[0]
             hit = entry.names & changes[dep]
             if hit:
                 hits[dep] = frozenset(hit)

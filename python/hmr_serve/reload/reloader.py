@@ -31,6 +31,7 @@ from hmr_serve.reload.tracker import FOREIGN_DIRS, ImportTracker
 RESTART_MARKER = "__hmr_restart__"
 # The marker in a changed file, before the edit that added it ever ran.
 _MARKER_LINE = re.compile(rb"^__hmr_restart__\s*(?::[^=\n]*)?=\s*True\b", re.MULTILINE)
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 # A plan whose check keeps finding importers it left out runs again at most this often; then
 # every transitive importer re-runs, as before name-level propagation.
 _REPLANS = 2
@@ -364,7 +365,10 @@ class Reloader:
         innermost = None
         tb = failure.error.__traceback__
         while tb is not None:
-            innermost = tb.tb_frame.f_code.co_filename
+            filename = tb.tb_frame.f_code.co_filename
+            # The import system's frames and hmr-serve's own say nothing of whose code raised.
+            if not (filename.startswith("<") or filename.startswith(_PACKAGE_DIR)):
+                innermost = filename
             tb = tb.tb_next
         if innermost is None or not FOREIGN_DIRS.intersection(innermost.split(os.sep)):
             return False

@@ -8,11 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use pyo3::prelude::*;
 
-use super::messages::HttpReply;
 #[cfg(not(feature = "asgi-bridge-async-runtimes"))]
-use super::protocol::PendingRequest;
-use super::websocket::PendingWebSocket;
-use super::ws_protocol::Delivery;
+use super::pending::PendingRequest;
+use super::pending::PendingWebSocket;
+use super::receive_messages::HttpReply;
+use super::ws_delivery::Delivery;
 use crate::wake_fd::WakeFd;
 
 /// The value an asyncio future waiting on the network is completed with.
