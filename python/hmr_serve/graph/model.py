@@ -1,12 +1,12 @@
 """The import map `hmr-serve graph` prints: files, who imports whom (from the Rust static pass,
 plus what a run-time import saw), and the walks over it: what a file reaches, what a save
-re-runs (in the order a reload runs it, and why), one shortest import chain."""
+may re-run (in the order a reload runs it), one shortest import chain."""
 
 from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from hmr_serve import _core
@@ -125,13 +125,11 @@ class ImportMap:
         start: int,
         dependents: bool = True,
         within: set[int] | None = None,
-        explain: Callable[[ImportMap, int, Edge], str] | None = None,
     ) -> list[Step]:
-        """What a save to `start` re-runs: it and everything that imports it, transitively
-        (with `dependents=False`: everything it imports), in the order a reload runs them.
-        Each step's reason comes from `explain` (default: `static_reason`); name-level
-        propagation can pass its own to say which names made a module re-run."""
-        explain = explain or static_reason
+        """What a save to `start` may re-run: it and everything that imports it, transitively
+        (with `dependents=False`: everything it imports), in the order a reload runs them,
+        each with the import that brought it in (graph/reruns.py says which of them do re-run,
+        and why)."""
         neighbours = self.importers if dependents else self.deps
         brought: dict[int, Edge | None] = {start: None}
         queue = deque([start])
@@ -147,7 +145,7 @@ class ImportMap:
             if edge is None:
                 reason = "saved" if dependents else "the file itself"
             else:
-                reason = explain(self, index, edge)
+                reason = static_reason(self, index, edge)
             steps.append(Step(index, edge, reason))
         return steps
 
