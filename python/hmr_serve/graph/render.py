@@ -28,9 +28,9 @@ def closure_json(
     steps: Sequence[Step],
     verdicts: Mapping[int, Verdict] | None = None,
 ) -> str:
-    """One record per module, in the order a reload runs them. With `verdicts` (a save's
-    dependents), whether each re-runs; a module that does why, and the chain of re-run
-    modules from the saved one that leads to it."""
+    """One record per module, in the order a reload runs them. With `verdicts` (for a save's
+    dependents): whether each re-runs and, for one that does, why, and the chain of re-run
+    modules from the saved one to it."""
     records = []
     for step in steps:
         record: dict[str, object] = {
