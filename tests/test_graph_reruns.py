@@ -186,3 +186,38 @@ def test_the_reload_reruns_what_the_graph_says(tree, terminals, name, before, af
 
 
 TREE_MODULES = [path.removesuffix(".py") for path in TREE]
+
+
+def test_classes_the_reload_keeps_are_no_change_without_runtime(tmp_path):
+    # models re-runs (it reads cfg.B). Its plain class, and one based on the standard
+    # library's, are patched in place by the reload, so their readers stay; a class whose base
+    # comes from elsewhere may be registered by it, so without --runtime it counts as new.
+    write_tree(
+        tmp_path,
+        {
+            "cfg.py": "B = 2\n",
+            "base.py": "class Base:\n    pass\n",
+            "models.py": """
+                import io
+                from base import Base
+                from cfg import B
+                LIMIT = B
+                class Plain:
+                    pass
+                class Buffer(io.BytesIO):
+                    pass
+                class Model(Base):
+                    pass
+            """,
+            "uses_plain.py": "from models import Buffer, Plain\nKINDS = (Plain, Buffer)\n",
+            "uses_model.py": "from models import Model\nKIND = Model\n",
+            "uses_limit.py": "import models\nDOUBLE = models.LIMIT * 2\n",
+        },
+    )
+    steps = graph_json(tmp_path, "--closure", "cfg.py", "--names", "B")
+    assert {m: s["reason"] for m, s in by_module(steps).items()} == {
+        "cfg": "saved",
+        "models": "reads cfg.B at import",
+        "uses_limit": "reads models.LIMIT at import",
+        "uses_model": "reads models.Model at import",
+    }

@@ -10,13 +10,16 @@ to its importers. A save changes everything its file binds, unless `--names` say
 names the edit touches.
 
 Without `--runtime` nothing is imported, so what a value is stays unknown: `m.f` called at
-import leads to the code of `m` when `m` defines `f` (or re-exports it), and a class or a
-decorated function of a re-run module counts as a new object (the reload keeps most of them,
-patched in place). With `--runtime` the live values decide, as in the server."""
+import leads to the code of `m` when `m` defines `f` (or re-exports it), and a class of a
+re-run module counts as a new object unless the source shows the reload keeps it (no
+metaclass or decorator, bases from the module itself or the standard library); so does a
+function under a decorator that may wrap it. With `--runtime` the live values decide, as in
+the server."""
 
 from __future__ import annotations
 
 import ast
+import builtins
 import os
 import sys
 from collections.abc import Collection, Iterable, Mapping
@@ -132,7 +135,12 @@ def _saved_changes(graph: ImportMap, saved: int, names: Collection[str] | None) 
     lines = source.splitlines(keepends=True)
     before = b"".join(line for number, line in enumerate(lines, 1) if number not in dropped)
     changes = predict(
-        graph.label(saved), _is_package(path), source, before, _namespace(graph, saved), {}
+        graph.label(saved),
+        _is_package(path),
+        source,
+        before,
+        _namespace_or_stand_ins(graph, saved, source),
+        {},
     )
     return changes | frozenset(names)
 
@@ -146,7 +154,12 @@ def _changes_when_rerun(
     except OSError:
         return ALL
     return predict(
-        graph.label(index), _is_package(path), source, None, _namespace(graph, index), changes
+        graph.label(index),
+        _is_package(path),
+        source,
+        None,
+        _namespace_or_stand_ins(graph, index, source),
+        changes,
     )
 
 
@@ -180,6 +193,56 @@ def _namespace(graph: ImportMap, index: int) -> Mapping[str, Any]:
     if not origin or graph.index_of_real_path(os.path.realpath(origin)) != index:
         return {}
     return module.__dict__
+
+
+def _namespace_or_stand_ins(graph: ImportMap, index: int, source: bytes) -> Mapping[str, Any]:
+    """What the prediction judges kept objects by: the live namespace, or without one,
+    stand-ins for the classes a reload surely keeps (patched in place): those whose metaclass
+    and bases' `__init_subclass__` cannot register them, as far as the source tells (no
+    keywords, no decorators, bases from this module or the standard library)."""
+    live = _namespace(graph, index)
+    if live:
+        return live
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return {}
+    module = graph.label(index)
+    plain_sources = {}  # name bound by an import -> whether it comes from the standard library
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Import):
+            for alias in stmt.names:
+                top = alias.name.partition(".")[0]
+                plain_sources[alias.asname or top] = top in sys.stdlib_module_names
+        elif isinstance(stmt, ast.ImportFrom) and stmt.module and not stmt.level:
+            top = stmt.module.partition(".")[0]
+            for alias in stmt.names:
+                plain_sources[alias.asname or alias.name] = top in sys.stdlib_module_names
+    stand_ins: dict[str, Any] = {}
+    for stmt in tree.body:
+        if not isinstance(stmt, ast.ClassDef):
+            continue
+        if (
+            not stmt.keywords
+            and not stmt.decorator_list
+            and all(_plain_base(base, stand_ins, plain_sources) for base in stmt.bases)
+        ):
+            stand_ins[stmt.name] = type(
+                stmt.name, (), {"__module__": module, "__qualname__": stmt.name}
+            )
+        else:
+            stand_ins.pop(stmt.name, None)
+    return stand_ins
+
+
+def _plain_base(base: ast.expr, own: Mapping[str, Any], imported: Mapping[str, bool]) -> bool:
+    while isinstance(base, ast.Attribute):
+        base = base.value
+    if not isinstance(base, ast.Name):
+        return False
+    if base.id in own or base.id in imported:
+        return base.id in own or imported[base.id]
+    return isinstance(getattr(builtins, base.id, None), type)
 
 
 def _source(path: str) -> bytes:
