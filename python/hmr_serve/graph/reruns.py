@@ -208,7 +208,8 @@ def _namespace_or_stand_ins(graph: ImportMap, index: int, source: bytes) -> Mapp
     except (SyntaxError, ValueError):
         return {}
     module = graph.label(index)
-    plain_sources = {}  # name bound by an import -> whether it comes from the standard library
+    # Each name an import binds: whether it comes from the standard library.
+    plain_sources: dict[str, bool] = {}
     for stmt in tree.body:
         if isinstance(stmt, ast.Import):
             for alias in stmt.names:
@@ -240,8 +241,10 @@ def _plain_base(base: ast.expr, own: Mapping[str, Any], imported: Mapping[str, b
         base = base.value
     if not isinstance(base, ast.Name):
         return False
-    if base.id in own or base.id in imported:
-        return base.id in own or imported[base.id]
+    if base.id in own:
+        return True
+    if base.id in imported:
+        return imported[base.id]
     return isinstance(getattr(builtins, base.id, None), type)
 
 
