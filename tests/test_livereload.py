@@ -232,6 +232,8 @@ def test_template_change_refreshes_pages(tmp_path, start_server):
     write_files(tmp_path, FLASK_PAGES)
     server = start_server("tplsite:app", "--port", "0", cwd=tmp_path)
     readers = [EventReader(server), EventReader(server)]
+    with server.client() as client:
+        assert b"template-v1" in client.get("/").content  # Jinja has it cached now
     (tmp_path / "templates" / "index.html").write_text(
         "<html><body><p>template-v2</p></body></html>"
     )
