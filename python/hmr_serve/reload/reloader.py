@@ -16,8 +16,9 @@ import sys
 import threading
 import time
 import traceback
+import types
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hmr_serve import integrations
@@ -53,6 +54,10 @@ class Report:
     held: int  # work the front-end held meanwhile (requests)
     unaffected: int  # importers that were candidates and did not need to re-run
     line: str  # the log line
+    # An edit of function bodies patched in place (reload/cutoff.py): each function's (old, new)
+    # code, and the names whose calls now run changed code.
+    patched: list[tuple[types.CodeType, types.CodeType]] = field(default_factory=list)
+    patched_names: frozenset[str] = frozenset()
 
 
 class FrontEnd:
@@ -380,6 +385,7 @@ class Reloader:
         if patch is None:
             return False
         waited = await self.front.hold()
+        replaced = [(function.__code__, code) for function, code in patch.patches]
         try:
             cutoff.apply(self.engine, patch)
         except Exception as exc:  # undone already: the normal reload takes over
@@ -392,7 +398,9 @@ class Reloader:
         files = ", ".join(sorted(os.path.relpath(p) for p in batch))
         elapsed = (time.perf_counter() - started) * 1000 - waited
         line = cutoff.describe(patch, files, elapsed, held, self.front.held_noun)
-        self.front.reloaded(Report(files, [], {}, elapsed, waited, held, 0, line))
+        self.front.reloaded(
+            Report(files, [], {}, elapsed, waited, held, 0, line, replaced, patch.names)
+        )
         await self._scan(batch, changed)  # lazy imports may have changed
         return True
 

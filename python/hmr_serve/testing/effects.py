@@ -1,0 +1,155 @@
+"""Values a re-executed module may have changed in other modules while it ran.
+
+A module's top-level code can change objects that live elsewhere: `registry.register("b", f)`,
+`REGISTRY["b"] = f`, `@app.route("/b")`, a subclass registering itself with its base. The
+engine reports the names whose values changed in the modules it re-ran; a registry filled by
+them is the same object in a module that did not re-run, so its name is in no report. When a
+re-run module's import-time effects may differ from last time, every mutable top-level value
+of the first-party modules it imports (directly or not) may have changed: their names count as
+changed, and a test whose code reads one of them runs again.
+
+The effects may differ when the module's source changed outside function bodies (other
+statements, a decorator or a base class from first-party code added, removed or edited;
+docstrings and plain `def`s do not count), or when it re-ran because something it imports
+changed (what it passes to those calls may have changed with it)."""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import sys
+import types
+from collections.abc import Callable, Iterable
+from typing import Any
+
+_IMMUTABLE = (
+    int,
+    float,
+    complex,
+    bool,
+    str,
+    bytes,
+    type(None),
+    range,
+    frozenset,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.MethodType,
+    types.ModuleType,
+    types.CodeType,
+)
+
+
+def _root(expr: ast.expr) -> ast.expr:
+    while True:
+        if isinstance(expr, (ast.Attribute, ast.Subscript)):
+            expr = expr.value
+        elif isinstance(expr, ast.Call):
+            expr = expr.func
+        else:
+            return expr
+
+
+class _Shape:
+    """The parts of a module's source that run at import and can reach other modules."""
+
+    def __init__(self, namespace: dict[str, Any], first_party: Callable[[str], bool]) -> None:
+        self.namespace = namespace
+        self.first_party = first_party
+        self.parts: list[str] = []
+
+    def _reaches_first_party(self, expr: ast.expr) -> bool:
+        root = _root(expr)
+        if not isinstance(root, ast.Name):
+            return True  # a lambda, a literal's method...: assume it may
+        if root.id in self.namespace:
+            value = self.namespace[root.id]
+        elif hasattr(builtins, root.id):
+            return False
+        else:
+            return True  # not bound now (bound later, or conditionally): assume it may
+        if isinstance(value, types.ModuleType):
+            return self.first_party(value.__name__)
+        if isinstance(value, (types.FunctionType, type)):
+            owner = getattr(value, "__module__", None)
+        else:
+            owner = type(value).__module__
+        return isinstance(owner, str) and self.first_party(owner)
+
+    def body(self, statements: Iterable[ast.stmt]) -> None:
+        for stmt in statements:
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                reaching = [d for d in stmt.decorator_list if self._reaches_first_party(d)]
+                if reaching:
+                    self.parts.append(stmt.name + "".join(ast.dump(d) for d in reaching))
+            elif isinstance(stmt, ast.ClassDef):
+                reaching = [
+                    e
+                    for e in (*stmt.decorator_list, *stmt.bases, *(k.value for k in stmt.keywords))
+                    if self._reaches_first_party(e)
+                ]
+                if reaching:
+                    self.parts.append(stmt.name + "".join(ast.dump(e) for e in reaching))
+                self.body(stmt.body)  # a class body runs at import
+            elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
+                continue  # a docstring
+            else:
+                self.parts.append(ast.dump(stmt))
+
+
+def shape(
+    source: bytes, namespace: dict[str, Any], first_party: Callable[[str], bool]
+) -> list[str]:
+    found = _Shape(namespace, first_party)
+    found.body(ast.parse(source).body)
+    return found.parts
+
+
+def may_differ(
+    old: bytes | None,
+    new: bytes | None,
+    namespace: dict[str, Any],
+    first_party: Callable[[str], bool],
+) -> bool:
+    """Whether a module whose source went from `old` to `new` may have other import-time
+    effects than before."""
+    if old is None or new is None:
+        return True
+    try:
+        return shape(old, namespace, first_party) != shape(new, namespace, first_party)
+    except (SyntaxError, ValueError):
+        return True
+
+
+def mutable_names(module: str) -> set[str]:
+    """The top-level names of `module` bound to values that can be changed in place: containers
+    and other objects, and the classes it defines (a registry can be a class attribute)."""
+    found: set[str] = set()
+    target = sys.modules.get(module)
+    if target is None:
+        return found
+    for name, value in list(vars(target).items()):
+        if name.startswith("__") and name.endswith("__"):
+            continue
+        if isinstance(value, type):
+            if getattr(value, "__module__", None) == module:
+                found.add(name)
+        elif isinstance(value, tuple):
+            if any(not isinstance(item, _IMMUTABLE) for item in value):
+                found.add(name)
+        elif not isinstance(value, _IMMUTABLE):
+            found.add(name)
+    return found
+
+
+def dependencies(engine: Any, module: str, first_party: Callable[[str], bool]) -> set[str]:
+    """The first-party modules `module` imports, directly or not."""
+    seen: set[str] = set()
+    stack = [module]
+    while stack:
+        current = stack.pop()
+        for dep in engine.dependencies(current):
+            if dep not in seen and dep != module and first_party(dep):
+                seen.add(dep)
+                stack.append(dep)
+    return seen

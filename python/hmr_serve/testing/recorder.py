@@ -1,0 +1,255 @@
+"""What each test (and each fixture wider than a function) ran and read, while it ran.
+
+A recording is the set of code objects that started running and the data files opened for
+reading. Recordings nest: a session fixture set up in the middle of a test's setup records into
+its own, and the test's resumes after it.
+
+- Python 3.12+: `sys.monitoring`, the PY_START and PY_RESUME events, each disabled for a code
+  object once it has reported, so a loop calling a function a million times costs one event
+  per recording. Events are re-enabled (`restart_events`) whenever the recording changes.
+- Python 3.10-3.11: a trace function (`sys.settrace`, and `threading.settrace` for threads the
+  test starts) that notes each new frame's code and asks for no line events. Python calls the
+  trace function for every frame, so it costs time in call-heavy code; it is installed only
+  while a test or a fixture setup runs. When a tracer is already installed (coverage, a
+  debugger) the profile hook is used instead, which leaves it in place.
+
+Data files come from the `open` audit event (open, `io.open`, `Path.read_text`, `os.open`):
+files under the watched directories that are not code; each is also handed to the watcher,
+which otherwise sees only `*.py`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import types
+from collections.abc import Callable
+from typing import Any
+
+from hmr_serve.reload.tracker import FOREIGN_DIRS
+from hmr_serve.testing import fingerprints
+
+_MONITORING = sys.version_info >= (3, 12)
+_CODE_SUFFIXES = (".py", ".pyc", ".pyo", ".pyd", ".so", ".pth")
+_WRITE_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+_OWN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "")
+
+
+class Recording:
+    """What one test or fixture setup ran (code objects by id) and read (real paths)."""
+
+    __slots__ = ("codes", "files")
+
+    def __init__(self) -> None:
+        self.codes: dict[int, types.CodeType] = {}
+        self.files: set[str] = set()
+
+
+class Summary:
+    """A finished recording, reduced to what selection compares: fingerprints of the
+    first-party code that ran, the names that code reads, and the files read."""
+
+    __slots__ = ("fingerprints", "names", "files")
+
+    def __init__(
+        self, prints: frozenset[int], names: frozenset[str], files: frozenset[str]
+    ) -> None:
+        self.fingerprints = prints
+        self.names = names
+        self.files = files
+
+    def merged(self, other: Summary) -> Summary:
+        return Summary(
+            self.fingerprints | other.fingerprints,
+            self.names | other.names,
+            self.files | other.files,
+        )
+
+
+class Recorder:
+    def __init__(self, roots: tuple[str, ...], watch_file: Callable[[str], Any]) -> None:
+        self.roots = roots  # real paths ending in a separator
+        self.watch_file = watch_file
+        self._stack: list[Recording] = []
+        self._verdicts: dict[str, bool] = {}
+        self._real: dict[str, str] = {}
+        #: real path -> the fingerprints of its code that any recording saw.
+        self.by_file: dict[str, set[int]] = {}
+        #: fingerprint -> real path (to say where a change was).
+        self.file_of: dict[int, str] = {}
+        #: Files tests or fixtures opened for writing: their changes are the tests' own output,
+        #: never a reason to run tests (a test that writes a file it reads would run forever).
+        self.written: set[str] = set()
+        self._audit_installed = False
+        self._tool: int | None = None
+        self._profiling = False
+
+    # -- first-party code ----------------------------------------------------------------------
+
+    def first_party(self, filename: str) -> bool:
+        verdict = self._verdicts.get(filename)
+        if verdict is None:
+            verdict = (
+                filename.endswith(".py")
+                and filename.startswith(self.roots)
+                and not filename.startswith(_OWN_DIR)
+                and not FOREIGN_DIRS.intersection(filename.split(os.sep))
+            )
+            if not verdict and filename.endswith(".py") and not filename.startswith(self.roots):
+                # A relative or symlinked path as the code object carries it.
+                real = os.path.realpath(filename)
+                verdict = (
+                    real.startswith(self.roots)
+                    and not real.startswith(_OWN_DIR)
+                    and not FOREIGN_DIRS.intersection(real.split(os.sep))
+                )
+            self._verdicts[filename] = verdict
+        return verdict
+
+    # -- recordings ----------------------------------------------------------------------------
+
+    def push(self, recording: Recording) -> None:
+        """Records into `recording` (inside the current one, if any) until `pop`."""
+        self._stack.append(recording)
+        self._switch(recording)
+
+    def pop(self, recording: Recording) -> None:
+        """Stops recording into `recording`; the one around it resumes."""
+        if self._stack and self._stack[-1] is recording:
+            self._stack.pop()
+        elif recording in self._stack:
+            self._stack.remove(recording)
+        self._switch(self._stack[-1] if self._stack else None)
+
+    def summarise(self, recording: Recording) -> Summary:
+        prints: set[int] = set()
+        names: set[str] = set()
+        first_party = self.first_party
+        for code in recording.codes.values():
+            filename = code.co_filename
+            if not first_party(filename):
+                continue
+            value = fingerprints.of(code)
+            prints.add(value)
+            names |= fingerprints.names_of(code)
+            if value not in self.file_of:
+                real = self._real.get(filename)
+                if real is None:
+                    real = self._real[filename] = os.path.realpath(filename)
+                self.file_of[value] = real
+                self.by_file.setdefault(real, set()).add(value)
+        return Summary(frozenset(prints), frozenset(names), frozenset(recording.files))
+
+    @property
+    def active(self) -> bool:
+        return bool(self._stack)
+
+    # -- the hooks -----------------------------------------------------------------------------
+
+    def _switch(self, recording: Recording | None) -> None:
+        if _MONITORING:
+            self._monitor(recording)
+        else:
+            self._trace(recording)
+        if recording is not None and not self._audit_installed:
+            sys.addaudithook(self._audit)
+            self._audit_installed = True
+
+    def _monitor(self, recording: Recording | None) -> None:
+        monitoring = sys.monitoring  # type: ignore[attr-defined]
+        events = monitoring.events
+        if self._tool is None:
+            self._tool = _free_tool(monitoring)
+            if self._tool is None:  # every tool id taken: fall back to tracing
+                self._trace(recording)
+                return
+            monitoring.use_tool_id(self._tool, "hmr-serve test")
+        tool = self._tool
+        if recording is None:
+            monitoring.set_events(tool, 0)
+            return
+        store = recording.codes.__setitem__
+        disable = monitoring.DISABLE
+
+        def started(code: types.CodeType, offset: int) -> Any:
+            store(id(code), code)
+            return disable
+
+        monitoring.register_callback(tool, events.PY_START, started)
+        monitoring.register_callback(tool, events.PY_RESUME, started)
+        monitoring.set_events(tool, events.PY_START | events.PY_RESUME)
+        # Codes disabled while another recording ran must report again to this one.
+        monitoring.restart_events()
+
+    def _trace(self, recording: Recording | None) -> None:
+        if recording is None:
+            if self._profiling:
+                sys.setprofile(None)
+            else:
+                sys.settrace(None)
+            threading.settrace(None)  # type: ignore[arg-type]
+            threading.setprofile(None)  # type: ignore[arg-type]
+            self._profiling = False
+            return
+        store = recording.codes.__setitem__
+
+        def tracer(frame: types.FrameType, event: str, arg: Any) -> None:
+            code = frame.f_code
+            store(id(code), code)
+
+        current = sys.gettrace()
+        if self._profiling or (current is not None and not _is_ours(current)):
+            self._profiling = True
+            sys.setprofile(tracer)
+            threading.setprofile(tracer)
+        else:
+            sys.settrace(tracer)
+            threading.settrace(tracer)
+        tracer.__hmr_serve__ = True  # type: ignore[attr-defined]
+
+    # -- data files ----------------------------------------------------------------------------
+
+    def _audit(self, event: str, args: tuple[Any, ...]) -> None:
+        if event != "open" or not self._stack:
+            return
+        try:
+            self._opened(*args[:3])
+        except Exception:  # never break the test's open()
+            pass
+
+    def _opened(self, path: Any, mode: Any, flags: Any) -> None:
+        if isinstance(path, int) or path is None:
+            return
+        if isinstance(mode, str):
+            writes = any(c in mode for c in "wax+")
+            reads = "r" in mode or "+" in mode
+        else:
+            writes = isinstance(flags, int) and bool(flags & (_WRITE_FLAGS | os.O_RDWR))
+            reads = not (isinstance(flags, int) and flags & _WRITE_FLAGS and not flags & os.O_RDWR)
+        name = os.fsdecode(os.fspath(path))
+        if not writes and name.endswith(_CODE_SUFFIXES):
+            return  # an import reading a module
+        real = os.path.realpath(name)
+        if not real.startswith(self.roots) or FOREIGN_DIRS.intersection(real.split(os.sep)):
+            return
+        if writes:
+            self.written.add(real)
+        if not reads or name.endswith(_CODE_SUFFIXES) or not os.path.isfile(real):
+            return
+        files = self._stack[-1].files
+        if real not in files:
+            files.add(real)
+            self.watch_file(real)
+
+
+def _is_ours(function: Any) -> bool:
+    return getattr(function, "__hmr_serve__", False)
+
+
+def _free_tool(monitoring: Any) -> int | None:
+    # 0-5 exist; 0 debugger, 1 coverage, 2 profiler, 5 optimizer by convention.
+    for tool in (4, 3, 5, 2):
+        if monitoring.get_tool(tool) is None:
+            return tool
+    return None
