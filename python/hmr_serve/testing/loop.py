@@ -82,6 +82,7 @@ class WatchLoop:
 
     def _handle(self, event: Event) -> bool:
         """Acts on one event; False when the session must end (quit, restart)."""
+        self.report.reset()
         if event.kind == "all":
             self._run(list(self.universe.items), "all tests", select_all=True)
         elif event.kind == "failed":

@@ -58,9 +58,9 @@ class RunReport:
             tr._tw.line()
         tr.currentfspath = None
 
-    def start(self, session: pytest.Session, count: int, header: str | None) -> None:
-        """A run of `count` tests begins."""
-        session.testscollected = count
+    def reset(self) -> None:
+        """Forgets the last run's results: what follows (collecting again, running) is the new
+        run's."""
         tr = self.tr
         if tr is None:
             return
@@ -70,6 +70,13 @@ class RunReport:
         tr._main_color = None
         tr._known_types = None
         tr._already_displayed_warnings = None
+
+    def start(self, session: pytest.Session, count: int, header: str | None) -> None:
+        """A run of `count` tests begins."""
+        session.testscollected = count
+        tr = self.tr
+        if tr is None:
+            return
         tr.currentfspath = None
         if header:
             self._end_line()
