@@ -1,8 +1,10 @@
-//! Native core of hmr-serve: the HTTP server (`server`) and the reload machinery (`reload`).
+//! Native core of hmr-serve: the HTTP server (`server`), the reload machinery (`reload`) and
+//! what the test mode needs natively (`testing`).
 //! Python drives both through the small surface registered here.
 
 pub mod reload;
 pub mod server;
+pub mod testing;
 
 use pyo3::prelude::*;
 
@@ -24,6 +26,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(server::log::set_log_level, m)?)?;
     m.add_function(wrap_pyfunction!(server::log::set_log_colors, m)?)?;
     m.add_function(wrap_pyfunction!(server::log::log_to_python, m)?)?;
+    m.add_function(wrap_pyfunction!(testing::calls::trace_calls, m)?)?;
+    m.add_function(wrap_pyfunction!(testing::calls::stop_tracing_calls, m)?)?;
+    m.add_function(wrap_pyfunction!(testing::calls::take_calls, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -55,9 +55,9 @@ class Report:
     unaffected: int  # importers that were candidates and did not need to re-run
     line: str  # the log line
     # An edit of function bodies patched in place (reload/cutoff.py): each function's (old, new)
-    # code, and the names whose calls now run changed code.
+    # code, and the cached functions whose caches were cleared, as (module, name).
     patched: list[tuple[types.CodeType, types.CodeType]] = field(default_factory=list)
-    patched_names: frozenset[str] = frozenset()
+    cleared: frozenset[tuple[str, str]] = frozenset()
 
 
 class FrontEnd:
@@ -398,8 +398,12 @@ class Reloader:
         files = ", ".join(sorted(os.path.relpath(p) for p in batch))
         elapsed = (time.perf_counter() - started) * 1000 - waited
         line = cutoff.describe(patch, files, elapsed, held, self.front.held_noun)
+        cleared = frozenset(
+            (getattr(cached, "__module__", ""), getattr(cached, "__name__", ""))
+            for cached in patch.caches
+        )
         self.front.reloaded(
-            Report(files, [], {}, elapsed, waited, held, 0, line, replaced, patch.names)
+            Report(files, [], {}, elapsed, waited, held, 0, line, replaced, cleared)
         )
         await self._scan(batch, changed)  # lazy imports may have changed
         return True

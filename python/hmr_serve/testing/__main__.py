@@ -1,5 +1,5 @@
 import sys
 
-from hmr_serve.testing.main import main
+from hmr_serve.testing.command import main
 
 sys.exit(main(sys.argv[1:]))

@@ -18,7 +18,7 @@ _HAS_QUALNAME = sys.version_info >= (3, 11)
 
 # id(code) -> (code, fingerprint): the code is kept so its id is never reused while cached.
 _cache: dict[int, tuple[types.CodeType, int]] = {}
-_names: dict[int, tuple[types.CodeType, frozenset[str]]] = {}
+_names: dict[int, tuple[types.CodeType, frozenset[tuple[str, str]]]] = {}
 
 
 def _key(code: types.CodeType) -> tuple[object, ...]:
@@ -54,12 +54,13 @@ def of(code: types.CodeType) -> int:
     return value
 
 
-def names_of(code: types.CodeType) -> frozenset[str]:
-    """The global and attribute names `code` reads (its own, not its nested functions')."""
+def reads_of(code: types.CodeType, path: str) -> frozenset[tuple[str, str]]:
+    """The global and attribute names `code` reads (its own, not its nested functions'), each
+    with `path`, the real path of its file."""
     cached = _names.get(id(code))
     if cached is not None and cached[0] is code:
         return cached[1]
-    value = frozenset(code.co_names)
+    value = frozenset((path, name) for name in code.co_names)
     _names[id(code)] = (code, value)
     return value
 

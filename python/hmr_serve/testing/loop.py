@@ -59,6 +59,7 @@ class WatchLoop:
         else:
             self._run(list(self.universe.items), "", show_header=False)
         self.engine.scan()
+        self.reloading.note_classes()
         try:
             self._watch()
         except OSError as exc:

@@ -5,6 +5,8 @@ test ended."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import inspect
 import os
 from collections.abc import Generator
 from typing import Any
@@ -37,6 +39,10 @@ class TestModePlugin:
         self.restart_reason: str | None = None
         self.maxfail = 0
         self.failures = 0  # failed reports in the current run
+        # Function-scoped fixtures, by id of their FixtureDef: those whose setup may run the
+        # project's code, and plugins' ones known to run none (kept alive with their id).
+        self._project_fixtures: set[int] = set()
+        self._plugin_only: dict[int, Any] = {}
         self._item: Any = None
         self._recording: Recording | None = None
         self._outcome: str | None = None
@@ -103,6 +109,30 @@ class TestModePlugin:
                 self.failed_files.pop(path, None)
         return report
 
+    def _may_run_project_code(self, fixturedef: Any) -> bool | None:
+        """Whether a function-scoped fixture's setup is recorded into its test's: a fixture of
+        the project's (its function is in a first-party file, or it is one of pytest's
+        xunit-style fixtures, which call the project's setup_method and the like), or one of a
+        plugin's that ran project code the first time (a factory fixture). A plugin's fixture
+        that ran none is not traced again: tracing costs most in pytest's and its plugins' own
+        code. None: a plugin's fixture not set up yet."""
+        key = id(fixturedef)
+        if key in self._project_fixtures:
+            return True
+        if key in self._plugin_only:
+            return False
+        function = fixturedef.func
+        with contextlib.suppress(Exception):
+            function = inspect.unwrap(function)
+        function = getattr(function, "__func__", function)
+        code = getattr(function, "__code__", None)
+        if fixturedef.argname.startswith("_xunit_setup") or (
+            code is not None and self.recorder.first_party(code.co_filename)
+        ):
+            self._project_fixtures.add(key)
+            return True
+        return None
+
     def _phase(self, item: pytest.Item) -> Recording:
         if self._item is not item or self._recording is None:
             self._item = item
@@ -112,9 +142,12 @@ class TestModePlugin:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        # Only the files read count here: pytest's own setup work (resolving fixtures, its
+        # plugins' hooks) is where tracing costs most, and the project's code runs inside the
+        # fixtures' setups, which record their code (pytest_fixture_setup).
         self._item = None  # a new test starts
         recording = self._phase(item)
-        self.recorder.push(recording)
+        self.recorder.push(recording, code=False)
         try:
             return (yield)
         finally:
@@ -136,7 +169,18 @@ class TestModePlugin:
         used = tuple(request._fixture_defs.values()) if request else ()
         record = self.records.setdefault(item.nodeid, TestRecord(shape=shape(item)))
         record.fixtures = used
-        self.recorder.push(recording)
+        # The project's code runs at teardown in its own fixtures' finalizers and in those the
+        # test added (it asked for `request`), or in a unittest-style tearDown.
+        code = (
+            not isinstance(item, pytest.Function)
+            or "request" in getattr(item, "fixturenames", ())
+            or any(
+                fixturedef.scope == "function"
+                and self._may_run_project_code(fixturedef) is not False
+                for fixturedef in used
+            )
+        )
+        self.recorder.push(recording, code=code)
         try:
             return (yield)
         finally:
@@ -161,8 +205,34 @@ class TestModePlugin:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_fixture_setup(self, fixturedef: Any, request: Any) -> Generator[None, Any, Any]:
-        if fixturedef.scope == "function" or not self.recorder.active:
-            return (yield)  # a function's fixtures are part of the test's recording
+        if fixturedef.scope == "function":
+            # Part of the test's recording.
+            if self._recording is None:
+                return (yield)
+            project = self._may_run_project_code(fixturedef)
+            if project is not None:
+                self.recorder.push(self._recording, code=project)
+                try:
+                    return (yield)
+                finally:
+                    self.recorder.pop(self._recording)
+            # A plugin's fixture, set up for the first time: recorded on its own, to learn
+            # whether it runs any of the project's code at all.
+            recording = Recording()
+            self.recorder.push(recording)
+            try:
+                return (yield)
+            finally:
+                self.recorder.pop(recording)
+                summary = self.recorder.summarise(recording)
+                if summary.fingerprints:
+                    self._project_fixtures.add(id(fixturedef))
+                    self._recording.codes.update(recording.codes)
+                else:
+                    self._plugin_only[id(fixturedef)] = fixturedef
+                self._recording.files |= recording.files
+        if self._recording is None:
+            return (yield)  # not inside a test (a plugin's own use)
         recording = Recording()
         self.recorder.push(recording)
         try:

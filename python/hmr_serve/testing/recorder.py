@@ -7,11 +7,12 @@ its own, and the test's resumes after it.
 - Python 3.12+: `sys.monitoring`, the PY_START and PY_RESUME events, each disabled for a code
   object once it has reported, so a loop calling a function a million times costs one event
   per recording. Events are re-enabled (`restart_events`) whenever the recording changes.
-- Python 3.10-3.11: a trace function (`sys.settrace`, and `threading.settrace` for threads the
-  test starts) that notes each new frame's code and asks for no line events. Python calls the
-  trace function for every frame, so it costs time in call-heavy code; it is installed only
-  while a test or a fixture setup runs. When a tracer is already installed (coverage, a
-  debugger) the profile hook is used instead, which leaves it in place.
+- Python 3.10-3.11: a trace function in C (src/testing/calls.rs; a thread the test starts gets
+  it too) that notes each new frame's code and asks for no line events. The interpreter runs
+  slower while any trace function is installed, so it is installed only while a test runs or
+  a fixture is set up, not during pytest's own setup work. When a tracer is already installed
+  (coverage, a debugger) it is installed as the profile function instead, which leaves the
+  tracer in place.
 
 Data files come from the `open` audit event (open, `io.open`, `Path.read_text`, `os.open`):
 files under the watched directories that are not code; each is also handed to the watcher,
@@ -27,6 +28,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
+from hmr_serve import _core
 from hmr_serve.reload.tracker import FOREIGN_DIRS
 from hmr_serve.testing import fingerprints
 
@@ -48,21 +50,26 @@ class Recording:
 
 class Summary:
     """A finished recording, reduced to what selection compares: fingerprints of the
-    first-party code that ran, the names that code reads, and the files read."""
+    first-party code that ran, the names that code reads (by the file it is in, and all of
+    them), and the files read."""
 
-    __slots__ = ("fingerprints", "names", "files")
+    __slots__ = ("fingerprints", "reads", "names", "files")
 
     def __init__(
-        self, prints: frozenset[int], names: frozenset[str], files: frozenset[str]
+        self,
+        prints: frozenset[int],
+        reads: frozenset[tuple[str, str]],
+        files: frozenset[str],
     ) -> None:
         self.fingerprints = prints
-        self.names = names
+        self.reads = reads  # (real path of the code's file, name)
+        self.names = frozenset(name for _, name in reads)
         self.files = files
 
     def merged(self, other: Summary) -> Summary:
         return Summary(
             self.fingerprints | other.fingerprints,
-            self.names | other.names,
+            self.reads | other.reads,
             self.files | other.files,
         )
 
@@ -71,7 +78,7 @@ class Recorder:
     def __init__(self, roots: tuple[str, ...], watch_file: Callable[[str], Any]) -> None:
         self.roots = roots  # real paths ending in a separator
         self.watch_file = watch_file
-        self._stack: list[Recording] = []
+        self._stack: list[tuple[Recording, bool]] = []  # (recording, whether code counts)
         self._verdicts: dict[str, bool] = {}
         self._real: dict[str, str] = {}
         #: real path -> the fingerprints of its code that any recording saw.
@@ -84,6 +91,7 @@ class Recorder:
         self._audit_installed = False
         self._tool: int | None = None
         self._profiling = False
+        self._tracing: Recording | None = None
 
     # -- first-party code ----------------------------------------------------------------------
 
@@ -109,37 +117,42 @@ class Recorder:
 
     # -- recordings ----------------------------------------------------------------------------
 
-    def push(self, recording: Recording) -> None:
-        """Records into `recording` (inside the current one, if any) until `pop`."""
-        self._stack.append(recording)
-        self._switch(recording)
+    def push(self, recording: Recording, code: bool = True) -> None:
+        """Records into `recording` (inside the current one, if any) until `pop`; without
+        `code`, only the files read (the code that runs then is known not to matter)."""
+        self._stack.append((recording, code))
+        self._switch(recording if code else None)
 
     def pop(self, recording: Recording) -> None:
         """Stops recording into `recording`; the one around it resumes."""
-        if self._stack and self._stack[-1] is recording:
-            self._stack.pop()
-        elif recording in self._stack:
-            self._stack.remove(recording)
-        self._switch(self._stack[-1] if self._stack else None)
+        for index in range(len(self._stack) - 1, -1, -1):
+            if self._stack[index][0] is recording:
+                del self._stack[index]
+                break
+        if self._stack:
+            outer, code = self._stack[-1]
+            self._switch(outer if code else None)
+        else:
+            self._switch(None)
 
     def summarise(self, recording: Recording) -> Summary:
         prints: set[int] = set()
-        names: set[str] = set()
+        reads: set[tuple[str, str]] = set()
         first_party = self.first_party
         for code in recording.codes.values():
             filename = code.co_filename
             if not first_party(filename):
                 continue
+            real = self._real.get(filename)
+            if real is None:
+                real = self._real[filename] = os.path.realpath(filename)
             value = fingerprints.of(code)
             prints.add(value)
-            names |= fingerprints.names_of(code)
+            reads |= fingerprints.reads_of(code, real)
             if value not in self.file_of:
-                real = self._real.get(filename)
-                if real is None:
-                    real = self._real[filename] = os.path.realpath(filename)
                 self.file_of[value] = real
                 self.by_file.setdefault(real, set()).add(value)
-        return Summary(frozenset(prints), frozenset(names), frozenset(recording.files))
+        return Summary(frozenset(prints), frozenset(reads), frozenset(recording.files))
 
     @property
     def active(self) -> bool:
@@ -152,7 +165,7 @@ class Recorder:
             self._monitor(recording)
         else:
             self._trace(recording)
-        if recording is not None and not self._audit_installed:
+        if not self._audit_installed:
             sys.addaudithook(self._audit)
             self._audit_installed = True
 
@@ -183,30 +196,30 @@ class Recorder:
         monitoring.restart_events()
 
     def _trace(self, recording: Recording | None) -> None:
+        # What ran since the last switch belongs to the recording that was active.
+        taken = _core.take_calls()
+        if self._tracing is not None:
+            store = self._tracing.codes
+            for code in taken:
+                store[id(code)] = code
+        self._tracing = recording
+        profile = self._profiling
         if recording is None:
-            if self._profiling:
-                sys.setprofile(None)
-            else:
-                sys.settrace(None)
+            _core.stop_tracing_calls(profile)
             threading.settrace(None)  # type: ignore[arg-type]
             threading.setprofile(None)  # type: ignore[arg-type]
-            self._profiling = False
             return
-        store = recording.codes.__setitem__
+        if sys.gettrace() is not None:  # coverage or a debugger: leave it in place
+            profile = self._profiling = True
+        _core.trace_calls(profile)
 
-        def tracer(frame: types.FrameType, event: str, arg: Any) -> None:
-            code = frame.f_code
-            store(id(code), code)
+        def start(frame: types.FrameType, event: str, arg: Any) -> None:
+            _core.trace_calls(profile)  # a thread the test started: trace it from C too
 
-        current = sys.gettrace()
-        if self._profiling or (current is not None and not _is_ours(current)):
-            self._profiling = True
-            sys.setprofile(tracer)
-            threading.setprofile(tracer)
+        if profile:
+            threading.setprofile(start)
         else:
-            sys.settrace(tracer)
-            threading.settrace(tracer)
-        tracer.__hmr_serve__ = True  # type: ignore[attr-defined]
+            threading.settrace(start)
 
     # -- data files ----------------------------------------------------------------------------
 
@@ -237,14 +250,10 @@ class Recorder:
             self.written.add(real)
         if not reads or name.endswith(_CODE_SUFFIXES) or not os.path.isfile(real):
             return
-        files = self._stack[-1].files
+        files = self._stack[-1][0].files
         if real not in files:
             files.add(real)
             self.watch_file(real)
-
-
-def _is_ours(function: Any) -> bool:
-    return getattr(function, "__hmr_serve__", False)
 
 
 def _free_tool(monitoring: Any) -> int | None:

@@ -5,9 +5,11 @@ re-executed in place, and what changed in the terms test recordings are compared
 - Code: for each re-executed module, the fingerprints recorded for its file that its new code
   no longer contains; for functions patched in place, their old code's fingerprints that the
   new code lacks; for a deleted file, all of its fingerprints.
-- Names: the names whose values changed in the re-executed modules, the names an in-place
-  patch changed (whose calls now run other code), and the mutable values of the modules a
-  re-executed module imports when its import-time effects may differ (testing/effects.py).
+- Names: the names whose values changed in the re-executed modules, the cached functions an
+  in-place patch cleared (their next call runs code no test recorded), and the mutable values
+  of the modules a re-executed module imports when its import-time effects may differ
+  (testing/effects.py); each for the files that can name it. The attributes of a class that
+  changed, for every file.
 - Files: every changed file.
 """
 
@@ -43,7 +45,6 @@ class TestFrontEnd(FrontEnd):
     def reset(self) -> None:
         self.report: Report | None = None
         self.failure: executor.ReloadFailed | None = None
-        self.others: list[str] = []
         self.restart_reason: str | None = None
 
     def _restart(self, reason: str) -> None:
@@ -55,9 +56,6 @@ class TestFrontEnd(FrontEnd):
     def failed(self, failure: executor.ReloadFailed) -> None:
         self.failure = failure
 
-    def files_changed(self, paths: list[str]) -> None:
-        self.others = list(paths)
-
 
 @dataclass
 class Outcome:
@@ -67,7 +65,6 @@ class Outcome:
     restart: str | None = None
     elapsed: float = 0.0  # seconds
     reexecuted: set[str] = field(default_factory=set)
-    other_files: list[str] = field(default_factory=list)  # changed, but no loaded module
 
 
 class Reloading:
@@ -87,6 +84,8 @@ class Reloading:
         self.front = TestFrontEnd()
         self.loop = asyncio.new_event_loop()
         self.reloader = Reloader(self.front, engine, tracker, self.loop, timeout, data_files)
+        # (module, class name) -> its attribute names when last seen.
+        self._classes: dict[tuple[str, str], set[str]] = {}
 
     def first_party(self, name: str) -> bool:
         return name in self.tracker.tracked
@@ -105,7 +104,6 @@ class Reloading:
             report=self.front.report,
             failed=self.front.failure,
             restart=self.front.restart_reason,
-            other_files=self.front.others,
         )
         outcome.elapsed = time.perf_counter() - started
         outcome.change.files = {os.path.realpath(path) for path, _ in batch}
@@ -117,7 +115,8 @@ class Reloading:
             return outcome
         outcome.reexecuted = set(report.modules)
         self._code_changes(report, outcome.change)
-        self._effects(report, old_sources, outcome.change)
+        self._names(report, old_sources, outcome.change)
+        self.note_classes(outcome.reexecuted)
         return outcome
 
     def _code_changes(self, report: Report, change: Change) -> None:
@@ -125,8 +124,7 @@ class Reloading:
             path = _module_path(name)
             if path is None:
                 continue
-            real = os.path.realpath(path)
-            known = self.recorder.by_file.get(real)
+            known = self.recorder.by_file.get(os.path.realpath(path))
             if not known:
                 continue
             code = self.compiler.codes.get(path)
@@ -134,14 +132,66 @@ class Reloading:
             change.gone |= known - now
         for old, new in report.patched:
             change.gone |= fingerprints.all_of(old) - fingerprints.all_of(new)
-        for names in report.changes.values():
-            change.names |= names
-        change.names |= report.patched_names
 
-    def _effects(
-        self, report: Report, old_sources: dict[str, bytes | None], change: Change
-    ) -> None:
+    def _names(self, report: Report, old_sources: dict[str, bytes | None], change: Change) -> None:
+        """The names whose values changed, each where code can read it (selection.Change)."""
+        changed: dict[str, set[str]] = {}
+        for module, names in report.changes.items():
+            if names:
+                changed.setdefault(module, set()).update(names)
+                self._class_attributes(module, names, change)
+        for module, name in report.cleared:
+            changed.setdefault(module, set()).add(name)
+        for module, names in self._effects(report, old_sources).items():
+            changed.setdefault(module, set()).update(names)
+        if not changed:
+            return
+        importers = self._importers(set(changed))
+        for module, names in changed.items():
+            files = {path for m in (module, *importers.get(module, ())) if (path := _real(m))}
+            change.reads |= {(path, name) for path in files for name in names}
+            short = module.rpartition(".")[2]
+            change.chains |= {(short, name) for name in names}
+
+    def _importers(self, modules: set[str]) -> dict[str, set[str]]:
+        """The modules that import each of `modules` directly."""
+        found: dict[str, set[str]] = {}
+        for name, deps, _ in self.engine.closure_plan(sorted(modules)):
+            for dep in deps:
+                if dep in modules and dep != name:
+                    found.setdefault(dep, set()).add(name)
+        return found
+
+    def _class_attributes(self, module: str, names: set[str], change: Change) -> None:
+        """A class that changed (kept in place, or new): every attribute it has or had counts,
+        wherever it is read, since its instances go everywhere."""
+        namespace = vars(sys.modules[module]) if module in sys.modules else {}
+        for name in names:
+            value = namespace.get(name)
+            before = self._classes.pop((module, name), set())
+            if isinstance(value, type):
+                now = set(vars(value))
+                self._classes[(module, name)] = now
+                change.names |= (now | before) - _CLASS_BOOKKEEPING
+            else:
+                change.names |= before - _CLASS_BOOKKEEPING
+
+    def note_classes(self, modules: set[str] | None = None) -> None:
+        """Remembers the attributes of the classes of `modules` (default: every first-party
+        module), to know later which ones a change removed."""
+        names = self.tracker.tracked if modules is None else modules
+        for module in list(names):
+            target = sys.modules.get(module)
+            if target is None:
+                continue
+            for name, value in list(vars(target).items()):
+                if isinstance(value, type) and getattr(value, "__module__", None) == module:
+                    self._classes[(module, name)] = set(vars(value))
+
+    def _effects(self, report: Report, old_sources: dict[str, bytes | None]) -> dict[str, set[str]]:
+        """Per module, the values a re-executed module may have changed in it while it ran."""
         first_party = self.first_party
+        found: dict[str, set[str]] = {}
         for name in report.modules:
             module = sys.modules.get(name)
             if module is None:
@@ -154,9 +204,23 @@ class Reloading:
                 differ = any(report.changes.get(dep) for dep in self.engine.dependencies(name))
             if differ:
                 for dep in effects.dependencies(self.engine, name, first_party):
-                    change.names |= effects.mutable_names(dep)
+                    mutable = effects.mutable_names(dep)
+                    if mutable:
+                        found.setdefault(dep, set()).update(mutable)
+        return found
+
+
+# What every class has: no reader of these could tell two versions apart by them.
+_CLASS_BOOKKEEPING = frozenset(
+    {"__module__", "__dict__", "__weakref__", "__doc__", "__qualname__", "__annotations__"}
+)
 
 
 def _module_path(name: str) -> str | None:
     spec = getattr(sys.modules.get(name), "__spec__", None)
     return getattr(spec, "origin", None)
+
+
+def _real(name: str) -> str | None:
+    path = _module_path(name)
+    return os.path.realpath(path) if path else None

@@ -5,9 +5,12 @@ A test runs again when
   differ from the last collection), or it never ran (deselected by `-x`, interrupted);
 - it failed last time;
 - it ran code that changed or went away (a fingerprint of its recording is gone);
-- code it ran reads a name whose value changed (a re-executed module's changed names, the
-  functions an in-place patch changed, values another module's import may have mutated): a
-  test reading `settings.LIMIT` re-runs when `LIMIT` changes, whichever module it is read from;
+- code it ran reads a name whose value changed: a re-executed module's changed names, the
+  cached functions an in-place patch cleared, the values another module's import may have
+  mutated. A name of module `m` counts where code can name it: in `m`'s own file and in the
+  files of the modules that import `m`, or where the code names `m` too (`app.config.LIMIT`
+  reads `config` and `LIMIT`). An attribute of a class that changed counts wherever it is read:
+  instances travel;
 - it read a data file that changed;
 - it uses a fixture that is rebuilt: a fixture wider than a function keeps its value across
   runs, so it is rebuilt when its own setup ran code that changed, read a changed name or a
@@ -17,6 +20,7 @@ A test runs again when
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -33,11 +37,15 @@ class Change:
     """What a reload changed, in the terms recordings are compared with."""
 
     gone: set[int] = field(default_factory=set)  # fingerprints no longer in the code
-    names: set[str] = field(default_factory=set)  # names whose value changed (or may have)
+    # (real path, name): code in that file reading that name reads a changed value.
+    reads: set[tuple[str, str]] = field(default_factory=set)
+    # (module's short name, name): code reading both (in one file) reads a changed value.
+    chains: set[tuple[str, str]] = field(default_factory=set)
+    names: set[str] = field(default_factory=set)  # read anywhere: a changed class's attributes
     files: set[str] = field(default_factory=set)  # real paths of changed files
 
     def __bool__(self) -> bool:
-        return bool(self.gone or self.names or self.files)
+        return bool(self.gone or self.reads or self.chains or self.names or self.files)
 
 
 @dataclass
@@ -87,11 +95,20 @@ def shape(item: pytest.Item) -> Any:
 def _summary_reason(summary: Summary, change: Change, where: dict[int, str]) -> str | None:
     if change.gone and not change.gone.isdisjoint(summary.fingerprints):
         hit = next(iter(change.gone & summary.fingerprints))
-        return f"ran code that changed in {where.get(hit, 'a changed file')}"
-    if change.names and not change.names.isdisjoint(summary.names):
-        return f"reads {sorted(change.names & summary.names)[0]}, which changed"
+        return f"ran code that changed in {os.path.relpath(where.get(hit, '?'))}"
+    if change.reads and not change.reads.isdisjoint(summary.reads):
+        path, name = sorted(change.reads & summary.reads)[0]
+        return f"reads {name} (in {os.path.relpath(path)}), which changed"
+    names = summary.names
+    for short, name in change.chains:
+        if name in names and short in names:
+            for path in {path for path, read in summary.reads if read == name}:
+                if (path, short) in summary.reads:
+                    return f"reads {short}.{name} (in {os.path.relpath(path)}), which changed"
+    if change.names and not change.names.isdisjoint(names):
+        return f"reads .{sorted(change.names & names)[0]}, which changed"
     if change.files and not change.files.isdisjoint(summary.files):
-        return f"read {sorted(change.files & summary.files)[0]}"
+        return f"read {os.path.relpath(sorted(change.files & summary.files)[0])}"
     return None
 
 
@@ -146,7 +163,7 @@ def affected(
                             reason = f"uses {fixturedef.argname}, rebuilt: it {why}"
                             break
                 if reason is None and change.files and getattr(item, "function", None) is None:
-                    if str(item.path) in change.files:
+                    if os.path.realpath(item.path) in change.files:
                         reason = "its file changed"
         if reason is not None:
             chosen[nodeid] = reason

@@ -1,0 +1,3 @@
+//! What `hmr-serve test` (python/hmr_serve/testing/) needs from native code.
+
+pub mod calls;
