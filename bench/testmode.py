@@ -10,7 +10,7 @@ The project (one copy per tool, so one tool's edits and caches never reach anoth
                     every run of a fresh process pays it.
   app/leaf.py       imported by one module only: the module edited.
 
-The edits (every one keeps all tests passing, so each tool runs what it would anyway):
+The edits, alternating (every one keeps all tests passing):
   body   `g`'s body in app/leaf.py: `return x * K` ↔ `return K * x`.
   value  app/leaf.py's `K = 3` ↔ `K = 3.0`: a module-level value its importer reads.
 
@@ -104,12 +104,18 @@ def database():
     return "ready"
 """
 
-LEAF = {
-    ("body", 0): "K = 3\n\n\ndef g(x):\n    return x * K\n",
-    ("body", 1): "K = 3\n\n\ndef g(x):\n    return K * x\n",
-    ("value", 0): "K = 3\n\n\ndef g(x):\n    return x * K\n",
-    ("value", 1): "K = 3.0\n\n\ndef g(x):\n    return x * K\n",
-}
+VALUES = ("3", "3.0")  # the value edit flips K
+BODIES = ("x * K", "K * x")  # the body edit flips g's expression
+
+
+def leaf_source(state: dict[str, int]) -> str:
+    """app/leaf.py for the current flips; a trailing comment of varying length makes every
+    version differ in size too (Python trusts a cached .pyc whose mtime and size match)."""
+    return (
+        f"K = {VALUES[state['value']]}\n\n\ndef g(x):\n    return {BODIES[state['body']]}\n"
+        + "#" * (state["edits"] % 7 + 1)
+        + "\n"
+    )
 
 
 def generate(root: Path, fixture_seconds: float) -> None:
@@ -119,15 +125,16 @@ def generate(root: Path, fixture_seconds: float) -> None:
     for index in range(MODULES):
         (root / f"app/m{index:03d}.py").write_text(module_source(index))
         (root / f"tests/test_m{index:03d}.py").write_text(test_source(index))
-    (root / "app/leaf.py").write_text(LEAF[("body", 0)])
+    (root / "app/leaf.py").write_text(leaf_source({"value": 0, "body": 0, "edits": 0}))
     (root / "tests/conftest.py").write_text(CONFTEST.format(seconds=fixture_seconds))
     (root / "pytest.ini").write_text("[pytest]\ntestpaths = tests\npythonpath = .\n")
 
 
-def edit(root: Path, kind: str, version: int) -> None:
-    """Rewrites app/leaf.py as a whole; each version differs in size, so even a tool that
-    trusts a .pyc by mtime and size sees the change."""
-    (root / "app/leaf.py").write_text(LEAF[(kind, version)] + "#" * (version + 1) + "\n")
+def edit(root: Path, kind: str, state: dict[str, int]) -> None:
+    """Flips one part of app/leaf.py and rewrites the whole file."""
+    state[kind] = 1 - state[kind]
+    state["edits"] += 1
+    (root / "app/leaf.py").write_text(leaf_source(state))
 
 
 # -- the tools ---------------------------------------------------------------------------------
@@ -222,6 +229,7 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"unknown tool {name!r} (known: {', '.join(TOOLS)})")
     workdir = Path(tempfile.mkdtemp(prefix="hmr-bench-testmode-"))
     roots = {name: workdir / name for name in tools}
+    states = {name: {"value": 0, "body": 0, "edits": 0} for name in tools}
     for root in roots.values():
         generate(root, args.fixture_seconds)
     say(f"generated {len(roots)} copies of the project under {workdir}")
@@ -255,26 +263,22 @@ def main(argv: list[str] | None = None) -> None:
             order = tools[number % len(tools) :] + tools[: number % len(tools)]
             for name in order:
                 root = roots[name]
-                version = (r + 1) % 2 if kind == "body" else (r + 1) % 2
                 time.sleep(0.3)  # let the previous edit's events settle
                 if name in watchers:
                     started = time.perf_counter()
-                    edit(root, kind, version)
+                    edit(root, kind, states[name])
                     at = watchers[name].wait(SUMMARY[name], started, timeout)
                     elapsed = at - started
                 elif name == "testmon":
-                    edit(root, kind, version)
+                    edit(root, kind, states[name])
                     argv = [python, "-m", "pytest", "-q", "--testmon", "-p", "no:cacheprovider"]
                     elapsed = run_to_exit(argv, root, timeout)
                 else:
-                    edit(root, kind, version)
+                    edit(root, kind, states[name])
                     argv = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
                     elapsed = run_to_exit(argv, root, timeout)
                 times[(name, kind)].append(elapsed * 1000)
                 say(f"{kind} edit #{r + 1}: {name} {fmt_ms(elapsed * 1000)}")
-            # Both versions of an edit kind restore the other kind's starting point.
-            if kind == "value" and r % 2 == 0:
-                pass
         affected = _affected_line(watchers.get("hmr-serve"))
     finally:
         for watcher in watchers.values():

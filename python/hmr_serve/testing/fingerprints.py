@@ -10,6 +10,7 @@ the first line stands in for it)."""
 
 from __future__ import annotations
 
+import opcode
 import sys
 import types
 from collections.abc import Iterator
@@ -18,7 +19,8 @@ _HAS_QUALNAME = sys.version_info >= (3, 11)
 
 # id(code) -> (code, fingerprint): the code is kept so its id is never reused while cached.
 _cache: dict[int, tuple[types.CodeType, int]] = {}
-_names: dict[int, tuple[types.CodeType, frozenset[tuple[str, str]]]] = {}
+_Reads = tuple[frozenset[tuple[str, str]], frozenset[tuple[str, str]]]
+_names: dict[int, tuple[types.CodeType, _Reads]] = {}
 
 
 def _key(code: types.CodeType) -> tuple[object, ...]:
@@ -54,13 +56,61 @@ def of(code: types.CodeType) -> int:
     return value
 
 
-def reads_of(code: types.CodeType, path: str) -> frozenset[tuple[str, str]]:
-    """The global and attribute names `code` reads (its own, not its nested functions'), each
-    with `path`, the real path of its file."""
+def _opcodes(*names: str) -> frozenset[int]:
+    return frozenset(opcode.opmap[name] for name in names if name in opcode.opmap)
+
+
+# Instructions naming a global (of the code's own module, or a builtin) and an attribute.
+_GLOBAL_OPS = _opcodes(
+    "LOAD_GLOBAL", "LOAD_NAME", "STORE_GLOBAL", "DELETE_GLOBAL", "LOAD_FROM_DICT_OR_GLOBALS"
+)
+_ATTRIBUTE_OPS = _opcodes(
+    "LOAD_ATTR", "LOAD_METHOD", "STORE_ATTR", "DELETE_ATTR", "LOAD_SUPER_ATTR", "IMPORT_FROM"
+)
+_NAMED_OPS = _GLOBAL_OPS | _ATTRIBUTE_OPS
+_EXTENDED_ARG = opcode.opmap["EXTENDED_ARG"]
+# From 3.11 LOAD_GLOBAL, from 3.12 LOAD_ATTR (and LOAD_SUPER_ATTR, by two) keep flags in the
+# low bits of their argument.
+_SHIFT = {
+    op: shift
+    for name, shift, since in (
+        ("LOAD_GLOBAL", 1, (3, 11)),
+        ("LOAD_ATTR", 1, (3, 12)),
+        ("LOAD_SUPER_ATTR", 2, (3, 12)),
+    )
+    if name in opcode.opmap and sys.version_info >= since
+    for op in (opcode.opmap[name],)
+}
+
+
+def reads_of(
+    code: types.CodeType, path: str
+) -> tuple[frozenset[tuple[str, str]], frozenset[tuple[str, str]]]:
+    """The names `code` reads (its own instructions, not its nested functions'), each with
+    `path`, the real path of its file: (as globals of its module, as attributes)."""
     cached = _names.get(id(code))
     if cached is not None and cached[0] is code:
         return cached[1]
-    value = frozenset((path, name) for name in code.co_names)
+    globals_: set[str] = set()
+    attributes: set[str] = set()
+    raw = code.co_code
+    names = code.co_names
+    extended = 0
+    for at in range(0, len(raw), 2):
+        op = raw[at]
+        arg = raw[at + 1] | extended
+        if op == _EXTENDED_ARG:
+            extended = arg << 8
+            continue
+        extended = 0
+        if op in _NAMED_OPS:
+            index = arg >> _SHIFT.get(op, 0)
+            if index < len(names):
+                (globals_ if op in _GLOBAL_OPS else attributes).add(names[index])
+    value = (
+        frozenset((path, name) for name in globals_),
+        frozenset((path, name) for name in attributes),
+    )
     _names[id(code)] = (code, value)
     return value
 

@@ -50,26 +50,45 @@ class Recording:
 
 class Summary:
     """A finished recording, reduced to what selection compares: fingerprints of the
-    first-party code that ran, the names that code reads (by the file it is in, and all of
-    them), and the files read."""
+    first-party code that ran; the names that code reads as globals and as attributes, each
+    with the real path of the file it is in; and the files read."""
 
-    __slots__ = ("fingerprints", "reads", "names", "files")
+    __slots__ = ("fingerprints", "globals", "attributes", "files", "_names")
 
     def __init__(
         self,
         prints: frozenset[int],
-        reads: frozenset[tuple[str, str]],
+        globals_: frozenset[tuple[str, str]],
+        attributes: frozenset[tuple[str, str]],
         files: frozenset[str],
     ) -> None:
         self.fingerprints = prints
-        self.reads = reads  # (real path of the code's file, name)
-        self.names = frozenset(name for _, name in reads)
+        self.globals = globals_
+        self.attributes = attributes
         self.files = files
+        self._names: tuple[frozenset[str], frozenset[str]] | None = None
+
+    @property
+    def attribute_names(self) -> frozenset[str]:
+        return self._split()[1]
+
+    @property
+    def global_names(self) -> frozenset[str]:
+        return self._split()[0]
+
+    def _split(self) -> tuple[frozenset[str], frozenset[str]]:
+        if self._names is None:
+            self._names = (
+                frozenset(name for _, name in self.globals),
+                frozenset(name for _, name in self.attributes),
+            )
+        return self._names
 
     def merged(self, other: Summary) -> Summary:
         return Summary(
             self.fingerprints | other.fingerprints,
-            self.reads | other.reads,
+            self.globals | other.globals,
+            self.attributes | other.attributes,
             self.files | other.files,
         )
 
@@ -137,7 +156,8 @@ class Recorder:
 
     def summarise(self, recording: Recording) -> Summary:
         prints: set[int] = set()
-        reads: set[tuple[str, str]] = set()
+        globals_: set[tuple[str, str]] = set()
+        attributes: set[tuple[str, str]] = set()
         first_party = self.first_party
         for code in recording.codes.values():
             filename = code.co_filename
@@ -148,11 +168,18 @@ class Recorder:
                 real = self._real[filename] = os.path.realpath(filename)
             value = fingerprints.of(code)
             prints.add(value)
-            reads |= fingerprints.reads_of(code, real)
+            as_globals, as_attributes = fingerprints.reads_of(code, real)
+            globals_ |= as_globals
+            attributes |= as_attributes
             if value not in self.file_of:
                 self.file_of[value] = real
                 self.by_file.setdefault(real, set()).add(value)
-        return Summary(frozenset(prints), frozenset(reads), frozenset(recording.files))
+        return Summary(
+            frozenset(prints),
+            frozenset(globals_),
+            frozenset(attributes),
+            frozenset(recording.files),
+        )
 
     @property
     def active(self) -> bool:

@@ -142,14 +142,17 @@ class Reloading:
                 self._class_attributes(module, names, change)
         for module, name in report.cleared:
             changed.setdefault(module, set()).add(name)
-        for module, names in self._effects(report, old_sources).items():
-            changed.setdefault(module, set()).update(names)
+        for names in self._effects(report, old_sources).values():
+            change.mutated |= names
         if not changed:
             return
         importers = self._importers(set(changed))
         for module, names in changed.items():
-            files = {path for m in (module, *importers.get(module, ())) if (path := _real(m))}
-            change.reads |= {(path, name) for path in files for name in names}
+            own = _real(module)
+            if own is not None:
+                change.globals |= {(own, name) for name in names}
+            files = {path for m in importers.get(module, ()) if (path := _real(m))}
+            change.attributes |= {(path, name) for path in files for name in names}
             short = module.rpartition(".")[2]
             change.chains |= {(short, name) for name in names}
 

@@ -7,10 +7,13 @@ A test runs again when
 - it ran code that changed or went away (a fingerprint of its recording is gone);
 - code it ran reads a name whose value changed: a re-executed module's changed names, the
   cached functions an in-place patch cleared, the values another module's import may have
-  mutated. A name of module `m` counts where code can name it: in `m`'s own file and in the
-  files of the modules that import `m`, or where the code names `m` too (`app.config.LIMIT`
-  reads `config` and `LIMIT`). An attribute of a class that changed counts wherever it is read:
-  instances travel;
+  mutated. A name of module `m` counts where code can name it: as a global in `m`'s own file;
+  as an attribute in the files of the modules that import `m`, or anywhere the code also names
+  `m` (`app.config.LIMIT` reads `config` and `LIMIT`). (A module that imports the name itself,
+  `from m import LIMIT`, re-ran and has its own changed names.) An attribute of a class that
+  changed counts wherever it is read as an attribute: instances travel; and so does a value
+  another module may have mutated in place, wherever it is read: `from m import REGISTRY` shares
+  the object;
 - it read a data file that changed;
 - it uses a fixture that is rebuilt: a fixture wider than a function keeps its value across
   runs, so it is rebuilt when its own setup ran code that changed, read a changed name or a
@@ -37,15 +40,18 @@ class Change:
     """What a reload changed, in the terms recordings are compared with."""
 
     gone: set[int] = field(default_factory=set)  # fingerprints no longer in the code
-    # (real path, name): code in that file reading that name reads a changed value.
-    reads: set[tuple[str, str]] = field(default_factory=set)
-    # (module's short name, name): code reading both (in one file) reads a changed value.
+    # (real path, name): code in that file reading that name (as a global, as an attribute)
+    # reads a changed value.
+    globals: set[tuple[str, str]] = field(default_factory=set)
+    attributes: set[tuple[str, str]] = field(default_factory=set)
+    # (module's short name, name): code in one file reading both reads a changed value.
     chains: set[tuple[str, str]] = field(default_factory=set)
-    names: set[str] = field(default_factory=set)  # read anywhere: a changed class's attributes
+    # Attribute names read anywhere: a changed class's attributes.
+    names: set[str] = field(default_factory=set)
+    # Names read anywhere, as globals or attributes: values mutated in place, which every
+    # `from m import NAME` anywhere shares.
+    mutated: set[str] = field(default_factory=set)
     files: set[str] = field(default_factory=set)  # real paths of changed files
-
-    def __bool__(self) -> bool:
-        return bool(self.gone or self.reads or self.chains or self.names or self.files)
 
 
 @dataclass
@@ -96,17 +102,23 @@ def _summary_reason(summary: Summary, change: Change, where: dict[int, str]) -> 
     if change.gone and not change.gone.isdisjoint(summary.fingerprints):
         hit = next(iter(change.gone & summary.fingerprints))
         return f"ran code that changed in {os.path.relpath(where.get(hit, '?'))}"
-    if change.reads and not change.reads.isdisjoint(summary.reads):
-        path, name = sorted(change.reads & summary.reads)[0]
-        return f"reads {name} (in {os.path.relpath(path)}), which changed"
-    names = summary.names
+    pairs = ((change.globals, summary.globals), (change.attributes, summary.attributes))
+    for mine, theirs in pairs:
+        if mine and not mine.isdisjoint(theirs):
+            path, name = sorted(mine & theirs)[0]
+            return f"reads {name} (in {os.path.relpath(path)}), which changed"
+    names = summary.attribute_names
     for short, name in change.chains:
-        if name in names and short in names:
-            for path in {path for path, read in summary.reads if read == name}:
-                if (path, short) in summary.reads:
+        if name in names:
+            for path in {path for path, read in summary.attributes if read == name}:
+                if (path, short) in summary.attributes or (path, short) in summary.globals:
                     return f"reads {short}.{name} (in {os.path.relpath(path)}), which changed"
     if change.names and not change.names.isdisjoint(names):
         return f"reads .{sorted(change.names & names)[0]}, which changed"
+    if change.mutated:
+        hit = change.mutated & (names | summary.global_names)
+        if hit:
+            return f"reads {sorted(hit)[0]}, which another module's import may have changed"
     if change.files and not change.files.isdisjoint(summary.files):
         return f"read {os.path.relpath(sorted(change.files & summary.files)[0])}"
     return None
