@@ -16,7 +16,7 @@ The edits, alternating (every one keeps all tests passing):
 
 What is timed, from the write of the file to the line with the run's result:
   hmr-serve test  the session's summary line (it watches);
-  ptw             pytest's `=== N passed in ... ===` line of the run ptw starts (`--delay 0`);
+  ptw             pytest's `N passed in ...` line of the run ptw starts (`--delay 0`);
   testmon         `pytest --testmon`, started right after the save, to its exit (a warm
                   .testmondata from a first run);
   pytest          a full `pytest` run, started right after the save, to its exit.
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import os
 import re
 import shutil
@@ -58,7 +59,7 @@ TOOLS = ("hmr-serve", "ptw", "testmon", "pytest")
 EDITS = ("body", "value")
 SUMMARY = {
     "hmr-serve": re.compile(r"app/leaf\.py changed → .* in \S+ m?s"),
-    "ptw": re.compile(r"=+ .*\d+ passed.* in [\d.]+s"),
+    "ptw": re.compile(r"\d+ passed.* in [\d.]+s"),
 }
 
 
@@ -127,7 +128,10 @@ def generate(root: Path, fixture_seconds: float) -> None:
         (root / f"tests/test_m{index:03d}.py").write_text(test_source(index))
     (root / "app/leaf.py").write_text(leaf_source({"value": 0, "body": 0, "edits": 0}))
     (root / "tests/conftest.py").write_text(CONFTEST.format(seconds=fixture_seconds))
-    (root / "pytest.ini").write_text("[pytest]\ntestpaths = tests\npythonpath = .\n")
+    ini = "[pytest]\ntestpaths = tests\npythonpath = .\n"
+    if importlib.util.find_spec("pytest_asyncio") is not None:
+        ini += "asyncio_default_fixture_loop_scope = function\n"  # else it warns each run
+    (root / "pytest.ini").write_text(ini)
 
 
 def edit(root: Path, kind: str, state: dict[str, int]) -> None:
@@ -244,10 +248,9 @@ def main(argv: list[str] | None = None) -> None:
                 roots["hmr-serve"],
             )
         if "ptw" in tools:
-            watchers["ptw"] = Watcher(
-                [python_bin("ptw"), "--delay", "0", ".", "-q", "-p", "no:cacheprovider"],
-                roots["ptw"],
-            )
+            argv = [python_bin("ptw"), "--delay", "0", "--runner", python_bin("pytest")]
+            argv += [str(roots["ptw"]), "-q", "-p", "no:cacheprovider"]
+            watchers["ptw"] = Watcher(argv, roots["ptw"])
         if "testmon" in tools:
             say("testmon: first run (builds .testmondata)")
             run_to_exit([python, "-m", "pytest", "-q", "--testmon"], roots["testmon"], timeout)
@@ -271,7 +274,7 @@ def main(argv: list[str] | None = None) -> None:
                     elapsed = at - started
                 elif name == "testmon":
                     edit(root, kind, states[name])
-                    argv = [python, "-m", "pytest", "-q", "--testmon", "-p", "no:cacheprovider"]
+                    argv = [python, "-m", "pytest", "-q", "--testmon"]  # it needs the cache
                     elapsed = run_to_exit(argv, root, timeout)
                 else:
                     edit(root, kind, states[name])
