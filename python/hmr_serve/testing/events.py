@@ -12,7 +12,7 @@ import os
 import select
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 KEYS = {
@@ -39,7 +39,7 @@ class Events:
         self._pending: dict[str, str] = {}
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
-        self.keys = keys and _is_tty(0)
+        self.keys = keys  # wanted, and while waiting stdin is a terminal
 
     def deliver(self, batch: list[tuple[str, str]]) -> None:
         """Called on the watcher's delivery thread."""
@@ -57,9 +57,16 @@ class Events:
                 pass
         return batch
 
-    def wait(self) -> Event:
-        """Blocks until something happens; KeyboardInterrupt on Ctrl-C."""
+    def wait(self, prompt: Callable[[], None]) -> Event:
+        """Blocks until something happens; KeyboardInterrupt on Ctrl-C. pytest's capture of
+        stdin must be suspended meanwhile (testing/loop.py). `prompt` is called once the keys
+        can be read (a key pressed before would be echoed, and lost in the line buffer)."""
+        self.keys = self.keys and _is_tty(0)
         with self._cbreak():
+            batch = self.pending()
+            if batch:  # saved while the last run ran
+                return Event("batch", batch)
+            prompt()
             while True:
                 batch = self.pending()
                 if batch:

@@ -5,11 +5,12 @@ print one line; until `q`, Ctrl-C, or a change that needs a fresh session."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -65,11 +66,11 @@ class WatchLoop:
         except OSError as exc:
             self.report.line(f"cannot watch for changes: {exc}", red=True)
             return
-        self._say_waiting()
         try:
             while True:
                 try:
-                    event = self.events.wait()
+                    with self._terminal():
+                        event = self.events.wait(self._say_waiting)
                 except KeyboardInterrupt:
                     break
                 if event.kind == "quit":
@@ -99,7 +100,6 @@ class WatchLoop:
             self._run(again, "the last selection")
         elif event.batch:
             return self._on_change(event.batch)
-        self._say_waiting()
         return True
 
     # -- a change ------------------------------------------------------------------------------
@@ -123,7 +123,6 @@ class WatchLoop:
                 "loaded until the next save",
                 "red",
             )
-            self._say_waiting()
             return True
         change = outcome.change
         plugins = self.plugins.after_reload(change.files, outcome.reexecuted)
@@ -147,7 +146,6 @@ class WatchLoop:
             reload_time=outcome.elapsed,
             prepare_time=prepared,
         )
-        self._say_waiting()
         return True
 
     def _collect_again(
@@ -256,11 +254,29 @@ class WatchLoop:
         for nodeid, why in chosen.items():
             self.report.line(f"  {nodeid}: {why}")
 
+    @contextlib.contextmanager
+    def _terminal(self) -> Iterator[None]:
+        """The real stdin while waiting: between tests pytest keeps capturing it (fd 0 reads
+        /dev/null), as it does until a debugger asks for the terminal."""
+        capture = self.config.pluginmanager.getplugin("capturemanager")
+        if capture is None:
+            yield
+            return
+        capture.suspend_global_capture(in_=True)
+        try:
+            yield
+        finally:
+            capture.resume_global_capture()
+            capture.suspend_global_capture(in_=False)
+
     # -- talking -------------------------------------------------------------------------------
 
     def _say_waiting(self) -> None:
-        keys = " (a: all, f: failed, Enter: again, q: quit)" if self.events.keys else ""
-        self.report.line(f"watching for changes{keys}", bold=False)
+        """Once after each run (or message): what the session waits for."""
+        if self.report.said_since_prompt:
+            keys = " (a: all, f: failed, Enter: again, q: quit)" if self.events.keys else ""
+            self.report.line(f"watching for changes{keys}")
+            self.report.said_since_prompt = False
 
     def _say_collection_errors(self) -> None:
         count = len(self.universe.failed_files)

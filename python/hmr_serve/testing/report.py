@@ -39,12 +39,14 @@ class RunReport:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.tr: Any = config.pluginmanager.get_plugin("terminalreporter")
+        self.said_since_prompt = True  # whether anything was printed since "watching ..."
 
     @property
     def colors(self) -> bool:
         return bool(self.tr is not None and self.tr.hasmarkup)
 
     def line(self, text: str, **markup: bool) -> None:
+        self.said_since_prompt = True
         if self.tr is not None:
             self._end_line()
             self.tr.write_line(text, **markup)
@@ -73,6 +75,7 @@ class RunReport:
 
     def start(self, session: pytest.Session, count: int, header: str | None) -> None:
         """A run of `count` tests begins."""
+        self.said_since_prompt = True
         session.testscollected = count
         tr = self.tr
         if tr is None:
