@@ -186,20 +186,14 @@ def test_edits_select_exactly_what_a_fresh_run_would_change(project: Path) -> No
         assert setups(project, session) == 1
 
         # A function called only through another module.
-        ran = oracle.check(
-            session.edit("app/helpers.py", "def fmt(x):\n    return f'[{x}]'\n")
-        )
+        ran = oracle.check(session.edit("app/helpers.py", "def fmt(x):\n    return f'[{x}]'\n"))
         assert ran == {"tests/test_services.py::test_total": "FAILED"}
-        ran = oracle.check(
-            session.edit("app/helpers.py", "def fmt(x):\n    return f'<{x}>'\n")
-        )
+        ran = oracle.check(session.edit("app/helpers.py", "def fmt(x):\n    return f'<{x}>'\n"))
         assert ran == {"tests/test_services.py::test_total": "PASSED"}
 
         # A value read at run time through a module attribute, and a parametrization read
         # at import: the new parameter is a new test.
-        ran = oracle.check(
-            session.edit("app/config.py", "LIMIT = 3\nNAMES = ['a', 'b', 'c']\n")
-        )
+        ran = oracle.check(session.edit("app/config.py", "LIMIT = 3\nNAMES = ['a', 'b', 'c']\n"))
         assert ran["tests/test_services.py::test_limited"] == "FAILED"
         assert ran["tests/test_db.py::test_names[c]"] == "PASSED"
         assert "tests/test_services.py::test_plain" not in ran
@@ -266,14 +260,14 @@ def test_a_broken_module_is_reported_and_the_session_recovers(project: Path) -> 
         assert "reload failed in app.helpers" in output
         assert "SyntaxError" in output
         assert not re.search(r"::\S+ (PASSED|FAILED)", output)
-        ran = oracle.check(
-            session.edit("app/helpers.py", "def fmt(x):\n    return f'({x})'\n")
-        )
+        ran = oracle.check(session.edit("app/helpers.py", "def fmt(x):\n    return f'({x})'\n"))
         assert ran["tests/test_services.py::test_total"] == "FAILED"
 
         # A test file that fails to import is shown as pytest shows it, then collected again
         # once fixed.
-        output = session.edit("tests/test_new.py", "import app.missing\n\ndef test_x():\n    pass\n")
+        output = session.edit(
+            "tests/test_new.py", "import app.missing\n\ndef test_x():\n    pass\n"
+        )
         assert "ERROR collecting tests/test_new.py" in output or "ModuleNotFoundError" in output
         ran = oracle.check(session.edit("tests/test_new.py", "def test_x():\n    assert True\n"))
         assert ran["tests/test_new.py::test_x"] == "PASSED"

@@ -221,6 +221,11 @@ class WatchLoop:
             self.report.finish()
         counts, color = self.report.counts()
         if result is not None:
+            # Selected but not run (-x stopped the run, Ctrl-C): due in the next run.
+            for item in items[result.ran :]:
+                record = self.plugin.records.get(item.nodeid)
+                if record is not None:
+                    record.summary = None
             for where, exc in result.teardown_errors:
                 self.report.line(f"tearing down {where} failed: {exc!r}", red=True)
         elapsed = result.elapsed if result is not None else 0.0

@@ -88,6 +88,7 @@ def shape(item: pytest.Item) -> Any:
     marks = tuple(
         (mark.name, _stable_repr(mark.args), _stable_repr(mark.kwargs))
         for mark in item.iter_markers()
+        if mark.name != "parametrize"  # its values for this test are in `params`
     )
     return (
         type(item).__qualname__,
