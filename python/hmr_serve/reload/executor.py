@@ -76,6 +76,9 @@ class Outcome:
     threads: dict[str, list[threading.Thread]]
     # The top-level names whose values changed, per module that ran (reload/values.py).
     changes: dict[str, frozenset[str]] = field(default_factory=dict)
+    # Their values before (a name that did not exist is absent), for front-ends that compare
+    # what the new objects hold (the test mode).
+    before: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -369,5 +372,9 @@ def run(
     finally:
         tracker.before_import = None
     outcome = Outcome(len(transaction.snapshots), transaction.threads, transaction.changes)
+    for snapshot in transaction.snapshots:
+        old = snapshot.namespace
+        changed = transaction.changes.get(snapshot.module.__name__, ())
+        outcome.before[snapshot.module.__name__] = {n: old[n] for n in changed if n in old}
     transaction.commit()
     return outcome

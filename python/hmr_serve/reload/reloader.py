@@ -58,6 +58,8 @@ class Report:
     # code, and the cached functions whose caches were cleared, as (module, name).
     patched: list[tuple[types.CodeType, types.CodeType]] = field(default_factory=list)
     cleared: frozenset[tuple[str, str]] = frozenset()
+    # The values the changed names had before (reload/executor.Outcome.before).
+    before: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class FrontEnd:
@@ -259,9 +261,11 @@ class Reloader:
             + f"after changes to {files}"
         )
         executed = [name for name in plan.order if name in outcome.changes]
-        self.front.reloaded(
-            Report(files, executed, outcome.changes, elapsed, waited, held, plan.unaffected, line)
+        report = Report(
+            files, executed, outcome.changes, elapsed, waited, held, plan.unaffected, line
         )
+        report.before = outcome.before
+        self.front.reloaded(report)
         if outcome.threads:
             self._warn_threads(outcome.threads)
         await self._scan(batch, changed)

@@ -13,6 +13,7 @@ import os
 import sys
 
 from hmr_serve import __version__, _core, integrations
+from hmr_serve.config import LOG_LEVELS
 from hmr_serve.logs import configure
 from hmr_serve.reload.data_files import DataFiles
 from hmr_serve.reload.tracker import ImportTracker
@@ -31,6 +32,7 @@ options (every other argument goes to pytest; see pytest --help):
   --reload-exclude GLOB     ignore files matching GLOB (repeatable)
   --reload-timeout SECONDS  roll back a reload whose modules run longer (default 10; 0: never)
   --no-keys                 do not read keys from the terminal
+  --hmr-log-level LEVEL     hmr-serve's own log: debug says why each module re-ran (info)
   --version                 print hmr-serve's version
 """
 
@@ -42,7 +44,12 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]] | None:
     """hmr-serve's own options (wherever they appear: pytest has none by these names) and the
     arguments for pytest; None after --help or --version."""
     options = argparse.Namespace(
-        reload_dirs=[], reload_includes=[], reload_excludes=[], reload_timeout=10.0, no_keys=False
+        reload_dirs=[],
+        reload_includes=[],
+        reload_excludes=[],
+        reload_timeout=10.0,
+        no_keys=False,
+        log_level="info",
     )
     rest: list[str] = []
     args = list(argv)
@@ -60,12 +67,17 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]] | None:
             break
         if arg == "--no-keys":
             options.no_keys = True
-        elif name in _REPEATED or name == "--reload-timeout":
+        elif name in _REPEATED or name in ("--reload-timeout", "--hmr-log-level"):
             if not eq:
                 if not args:
                     raise SystemExit(f"hmr-serve test: {name} needs a value")
                 value = args.pop(0)
-            if name == "--reload-timeout":
+            if name == "--hmr-log-level":
+                if value not in LOG_LEVELS:
+                    choices = ", ".join(LOG_LEVELS)
+                    raise SystemExit(f"hmr-serve test: {name}: one of {choices}, not {value!r}")
+                options.log_level = value
+            elif name == "--reload-timeout":
                 try:
                     options.reload_timeout = float(value)
                 except ValueError:
@@ -82,7 +94,7 @@ def main(argv: list[str]) -> int:
     if parsed is None:
         return 0
     options, pytest_args = parsed
-    configure(20)  # INFO: reload failures and warnings from the engine
+    configure(LOG_LEVELS[options.log_level])
     roots = [os.getcwd()]
     roots += [os.path.abspath(d) for d in options.reload_dirs if os.path.isdir(d)]
     tracker = ImportTracker(_core.ReloadEngine(), roots)

@@ -19,14 +19,16 @@ import asyncio
 import os
 import sys
 import time
+import types
 from dataclasses import dataclass, field
 from typing import Any
 
+from hmr_serve.logs import logger
 from hmr_serve.reload import executor
 from hmr_serve.reload.data_files import DataFiles
 from hmr_serve.reload.reloader import FrontEnd, Reloader, Report
 from hmr_serve.reload.tracker import ImportTracker
-from hmr_serve.testing import effects, fingerprints
+from hmr_serve.testing import content, effects, fingerprints
 from hmr_serve.testing.recorder import Recorder
 from hmr_serve.testing.rewrite import TestCompiler
 from hmr_serve.testing.selection import Change
@@ -51,6 +53,7 @@ class TestFrontEnd(FrontEnd):
         self.restart_reason = reason
 
     def reloaded(self, report: Report) -> None:
+        logger.debug("%s", report.line)  # the run's summary line says it shorter
         self.report = report
 
     def failed(self, failure: executor.ReloadFailed) -> None:
@@ -84,8 +87,8 @@ class Reloading:
         self.front = TestFrontEnd()
         self.loop = asyncio.new_event_loop()
         self.reloader = Reloader(self.front, engine, tracker, self.loop, timeout, data_files)
-        # (module, class name) -> its attribute names when last seen.
-        self._classes: dict[tuple[str, str], set[str]] = {}
+        # (module, class name) -> its attributes when last seen (_attribute_keys).
+        self._classes: dict[tuple[str, str], dict[str, Any]] = {}
 
     def first_party(self, name: str) -> bool:
         return name in self.tracker.tracked
@@ -137,7 +140,9 @@ class Reloading:
         """The names whose values changed, each where code can read it (selection.Change)."""
         changed: dict[str, set[str]] = {}
         for module, names in report.changes.items():
+            names = _differing(module, names, report.before.get(module, {}))
             if names:
+                logger.debug("values that changed in %s: %s", module, ", ".join(sorted(names)))
                 changed.setdefault(module, set()).update(names)
                 self._class_attributes(module, names, change)
         for module, name in report.cleared:
@@ -166,22 +171,23 @@ class Reloading:
         return found
 
     def _class_attributes(self, module: str, names: set[str], change: Change) -> None:
-        """A class that changed (kept in place, or new): every attribute it has or had counts,
-        wherever it is read, since its instances go everywhere."""
+        """A class that changed (kept in place, or new): its attributes that were added,
+        removed or got another value count wherever they are read, since its instances go
+        everywhere. A method whose code changed is not among them: a test that called it ran
+        that code (its fingerprint is gone)."""
         namespace = vars(sys.modules[module]) if module in sys.modules else {}
         for name in names:
             value = namespace.get(name)
-            before = self._classes.pop((module, name), set())
-            if isinstance(value, type):
-                now = set(vars(value))
+            before = self._classes.pop((module, name), {})
+            now = _attribute_keys(value) if isinstance(value, type) else {}
+            if now:
                 self._classes[(module, name)] = now
-                change.names |= (now | before) - _CLASS_BOOKKEEPING
-            else:
-                change.names |= before - _CLASS_BOOKKEEPING
+            differing = {a for a in before.keys() | now.keys() if before.get(a) != now.get(a)}
+            change.names |= differing - _CLASS_BOOKKEEPING
 
     def note_classes(self, modules: set[str] | None = None) -> None:
         """Remembers the attributes of the classes of `modules` (default: every first-party
-        module), to know later which ones a change removed."""
+        module), to tell later which ones a change added, removed or replaced."""
         names = self.tracker.tracked if modules is None else modules
         for module in list(names):
             target = sys.modules.get(module)
@@ -189,7 +195,7 @@ class Reloading:
                 continue
             for name, value in list(vars(target).items()):
                 if isinstance(value, type) and getattr(value, "__module__", None) == module:
-                    self._classes[(module, name)] = set(vars(value))
+                    self._classes[(module, name)] = _attribute_keys(value)
 
     def _effects(self, report: Report, old_sources: dict[str, bytes | None]) -> dict[str, set[str]]:
         """Per module, the values a re-executed module may have changed in it while it ran."""
@@ -217,6 +223,48 @@ class Reloading:
 _CLASS_BOOKKEEPING = frozenset(
     {"__module__", "__dict__", "__weakref__", "__doc__", "__qualname__", "__annotations__"}
 )
+
+
+def _attribute_keys(cls: type) -> dict[str, Any]:
+    """A class's attributes, each as what a test could observe of it short of running it: a
+    function by its defaults (its code is followed by fingerprints), plain data by value,
+    anything else by identity."""
+    keys: dict[str, Any] = {}
+    for attr, value in list(vars(cls).items()):
+        inner = getattr(value, "__func__", value)  # classmethod, staticmethod
+        if isinstance(value, property):
+            keys[attr] = ("property", *(id(part) for part in (value.fset, value.fdel)))
+        elif isinstance(inner, types.FunctionType):
+            keys[attr] = ("function", type(value), _plain(inner.__defaults__))
+        else:
+            keys[attr] = _plain(value)
+    return keys
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (int, float, complex, bool, str, bytes, type(None))):
+        return (type(value), value)
+    if type(value) is tuple:
+        return tuple(_plain(item) for item in value)
+    return ("id", id(value))
+
+
+def _differing(module: str, names: frozenset[str], before: dict[str, Any]) -> set[str]:
+    """Of the names the engine reports changed, those whose new value holds something else:
+    a new object equal in content to the old one (a class that could not be kept, an app
+    built at import) changes nothing a test can observe (testing/content.py)."""
+    target = sys.modules.get(module)
+    namespace = vars(target) if target is not None else {}
+    differing = set()
+    for name in names:
+        if name == "__warningregistry__":  # what `warnings` noted: no test reads it
+            continue
+        if name in before and name in namespace:
+            old, new = before[name], namespace[name]
+            if old is not new and content.same(old, new):
+                continue
+        differing.add(name)
+    return differing
 
 
 def _module_path(name: str) -> str | None:
