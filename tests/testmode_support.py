@@ -36,7 +36,7 @@ def write(root: Path, rel: str, text: str) -> None:
 
 def outcomes(text: str) -> dict[str, str]:
     found: dict[str, str] = {}
-    for nodeid, outcome in RESULT.findall(text):
+    for nodeid, outcome in RESULT.findall(text.replace("\r", "\n")):
         if _RANK[outcome] >= _RANK.get(found.get(nodeid, "PASSED"), 0):
             found[nodeid] = outcome
     return found
@@ -44,8 +44,9 @@ def outcomes(text: str) -> dict[str, str]:
 
 def fresh_run(project: Path, *args: str) -> dict[str, str]:
     """A full `pytest` run in a new process: the reference."""
+    verbose = [] if "-v" in args else ["-v"]
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", *args],
+        [sys.executable, "-m", "pytest", *verbose, *args],
         cwd=project,
         env=server_env(),
         capture_output=True,

@@ -11,7 +11,8 @@ changed, and a test whose code reads one of them runs again.
 The effects may differ when the module's source changed outside function bodies (other
 statements, a decorator or a base class from first-party code added, removed or edited;
 docstrings and plain `def`s do not count), or when it re-ran because something it imports
-changed (what it passes to those calls may have changed with it)."""
+changed and its import-time statements name what changed (what it passes to those calls, or
+the function it calls, may have changed with it)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,10 @@ _IMMUTABLE = (
     types.ModuleType,
     types.CodeType,
 )
+
+
+_CONTAINERS = (dict, list, set)
+_TYPING = frozenset({"typing", "types", "typing_extensions"})
 
 
 def _root(expr: ast.expr) -> ast.expr:
@@ -105,6 +110,38 @@ def shape(
     return found.parts
 
 
+# source -> the identifiers its import-time statements name (the last one looked at).
+_named: dict[str, tuple[bytes, frozenset[str]]] = {}
+
+
+def names_at_import(module: str, source: bytes) -> frozenset[str]:
+    """The names and attribute names a module's top-level statements, class bodies,
+    decorators and base classes mention (function bodies excluded)."""
+    cached = _named.get(module)
+    if cached is not None and cached[0] == source:
+        return cached[1]
+    found: set[str] = set()
+    stack: list[ast.AST] = list(ast.parse(source).body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            if not isinstance(node, ast.Lambda):
+                stack.extend(node.decorator_list)
+                stack.extend(node.args.defaults)
+                stack.extend(d for d in node.args.kw_defaults if d is not None)
+            continue
+        if isinstance(node, ast.Name):
+            found.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            found.add(node.attr)
+        elif isinstance(node, ast.alias):
+            found.add((node.asname or node.name).split(".")[0])
+        stack.extend(ast.iter_child_nodes(node))
+    names = frozenset(found)
+    _named[module] = (source, names)
+    return names
+
+
 def may_differ(
     old: bytes | None,
     new: bytes | None,
@@ -123,7 +160,8 @@ def may_differ(
 
 def mutable_names(module: str) -> set[str]:
     """The top-level names of `module` bound to values that can be changed in place: containers
-    and other objects, and the classes it defines (a registry can be a class attribute)."""
+    and other objects, and the classes it defines that hold a container (a registry can be a
+    class attribute). Annotations (`typing` aliases) are not."""
     found: set[str] = set()
     target = sys.modules.get(module)
     if target is None:
@@ -132,12 +170,16 @@ def mutable_names(module: str) -> set[str]:
         if name.startswith("__") and name.endswith("__"):
             continue
         if isinstance(value, type):
-            if getattr(value, "__module__", None) == module:
+            if getattr(value, "__module__", None) == module and any(
+                isinstance(attr, _CONTAINERS)
+                for key, attr in vars(value).items()
+                if not key.startswith("__")
+            ):
                 found.add(name)
         elif isinstance(value, tuple):
             if any(not isinstance(item, _IMMUTABLE) for item in value):
                 found.add(name)
-        elif not isinstance(value, _IMMUTABLE):
+        elif not isinstance(value, _IMMUTABLE) and type(value).__module__ not in _TYPING:
             found.add(name)
     return found
 

@@ -209,8 +209,16 @@ class Reloading:
                 path = _module_path(name)
                 new = self.engine.recorded_source(path) if path else None
                 differ = effects.may_differ(old_sources[name], new, vars(module), first_party)
-            else:  # re-run for what it imports: whatever it passes on may have changed
-                differ = any(report.changes.get(dep) for dep in self.engine.dependencies(name))
+            else:  # re-run for what it imports: effects differ if its top level names a change
+                changed_there: set[str] = set()
+                for dep in self.engine.dependencies(name):
+                    changed_there |= report.changes.get(dep, frozenset())
+                path = _module_path(name)
+                source = self.engine.recorded_source(path) if path and changed_there else None
+                differ = bool(changed_there) and (
+                    source is None
+                    or not changed_there.isdisjoint(effects.names_at_import(name, source))
+                )
             if differ:
                 for dep in effects.dependencies(self.engine, name, first_party):
                     mutable = effects.mutable_names(dep)
