@@ -18,12 +18,29 @@ from __future__ import annotations
 
 import ast
 import builtins
+import datetime
+import decimal
+import enum
+import fractions
+import pathlib
+import re
 import sys
 import types
+import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
 _IMMUTABLE = (
+    datetime.date,
+    datetime.time,
+    datetime.timedelta,
+    datetime.tzinfo,
+    decimal.Decimal,
+    fractions.Fraction,
+    pathlib.PurePath,
+    re.Pattern,
+    uuid.UUID,
+    enum.Enum,
     int,
     float,
     complex,
@@ -42,6 +59,32 @@ _IMMUTABLE = (
 
 
 _CONTAINERS = (dict, list, set)
+
+# module -> (source, the names its top level binds other than by import).
+_assigned_cache: dict[str, tuple[bytes, frozenset[str]]] = {}
+
+
+def _assigned(module: str, source: bytes) -> frozenset[str]:
+    cached = _assigned_cache.get(module)
+    if cached is not None and cached[0] == source:
+        return cached[1]
+    found: set[str] = set()
+    stack: list[ast.stmt] = list(ast.parse(source).body)
+    while stack:
+        stmt = stack.pop()
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            found.add(stmt.name)
+            continue
+        if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            continue
+        for node in ast.walk(stmt):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                found.add(node.id)
+    names = frozenset(found)
+    _assigned_cache[module] = (source, names)
+    return names
+
+
 _TYPING = frozenset({"typing", "types", "typing_extensions"})
 
 
@@ -134,8 +177,8 @@ def names_at_import(module: str, source: bytes) -> frozenset[str]:
             found.add(node.id)
         elif isinstance(node, ast.Attribute):
             found.add(node.attr)
-        elif isinstance(node, ast.alias):
-            found.add((node.asname or node.name).split(".")[0])
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            continue  # binding a name runs nothing of it
         stack.extend(ast.iter_child_nodes(node))
     names = frozenset(found)
     _named[module] = (source, names)
@@ -158,16 +201,20 @@ def may_differ(
         return True
 
 
-def mutable_names(module: str) -> set[str]:
-    """The top-level names of `module` bound to values that can be changed in place: containers
-    and other objects, and the classes it defines that hold a container (a registry can be a
-    class attribute). Annotations (`typing` aliases) are not."""
+def mutable_names(module: str, source: bytes | None) -> set[str]:
+    """The top-level names `module` assigns (not those it imports: they belong to the module
+    they come from) bound to values that can be changed in place: containers and other
+    objects, and the classes it defines that hold a container (a registry can be a class
+    attribute). Annotations (`typing` aliases) and value types (dates, paths) are not."""
     found: set[str] = set()
     target = sys.modules.get(module)
     if target is None:
         return found
+    own = _assigned(module, source) if source is not None else None
     for name, value in list(vars(target).items()):
         if name.startswith("__") and name.endswith("__"):
+            continue
+        if own is not None and name not in own:
             continue
         if isinstance(value, type):
             if getattr(value, "__module__", None) == module and any(

@@ -221,7 +221,9 @@ class Reloading:
                 )
             if differ:
                 for dep in effects.dependencies(self.engine, name, first_party):
-                    mutable = effects.mutable_names(dep)
+                    dep_path = _module_path(dep)
+                    dep_source = self.engine.recorded_source(dep_path) if dep_path else None
+                    mutable = effects.mutable_names(dep, dep_source)
                     if mutable:
                         found.setdefault(dep, set()).update(mutable)
         return found
