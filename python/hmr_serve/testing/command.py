@@ -89,6 +89,14 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]] | None:
     return options, rest
 
 
+def _version(text: str) -> tuple[int, ...]:
+    parts = []
+    for part in text.split(".")[:2]:
+        digits = "".join(c for c in part if c.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
 def main(argv: list[str]) -> int:
     parsed = parse(argv)
     if parsed is None:
@@ -105,6 +113,11 @@ def main(argv: list[str]) -> int:
 
     import pytest
 
+    if _version(pytest.__version__) < (9, 1):
+        # The session keeps fixtures alive by the collection nodes they belong to, which is
+        # how pytest registers them from 9.1 on.
+        sys.stderr.write(f"hmr-serve test needs pytest 9.1 or newer (found {pytest.__version__})\n")
+        return 4
     from hmr_serve.testing.plugin import TestModePlugin
 
     plugin = TestModePlugin(tracker, data_files, options)
