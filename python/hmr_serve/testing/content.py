@@ -41,19 +41,22 @@ _SAFE_EQUALITY = (
     uuid.UUID,
     pathlib.PurePath,
 )
+_REDUCIBLE_MODULES = frozenset({"_collections", "collections", "operator"})
 # Where annotation objects (generic aliases, unions, TypeVars) come from.
 _TYPING_MODULES = frozenset({"typing", "types", "typing_extensions"})
 # What every class has; it says nothing of what the class does.
 _CLASS_BOOKKEEPING = frozenset({"__dict__", "__weakref__", "__module__", "__doc__", "_abc_impl"})
 
 
-def same(old: Any, new: Any) -> bool:
-    """Whether `new` holds the same as `old` (see the module docstring)."""
-    return _Comparison().same(old, new, 0)
+def same(old: Any, new: Any, code: bool = True) -> bool:
+    """Whether `new` holds the same as `old` (see the module docstring). Without `code`, a
+    function's code is left out (what it holds besides: defaults, closure, attributes)."""
+    return _Comparison(code).same(old, new, 0)
 
 
 class _Comparison:
-    def __init__(self) -> None:
+    def __init__(self, code: bool = True) -> None:
+        self.code = code
         self.left = _BUDGET
         self.assumed: set[tuple[int, int]] = set()  # pairs under comparison (cycles)
 
@@ -109,6 +112,10 @@ class _Comparison:
             return bool(old == new)
         if kind.__module__ in _TYPING_MODULES:
             return self._typing(old, new, depth)
+        if kind.__module__ in _REDUCIBLE_MODULES:
+            # C objects of the stdlib that say what they are made of (a namedtuple's field
+            # accessors, itemgetter, attrgetter).
+            return self.same(old.__reduce__(), new.__reduce__(), depth)
         return self._objects(old, new, depth)
 
     def _typing(self, old: Any, new: Any, depth: int) -> bool:
@@ -122,7 +129,7 @@ class _Comparison:
         return True
 
     def _functions(self, old: Any, new: Any, depth: int) -> bool:
-        if fingerprints.all_of(old.__code__) != fingerprints.all_of(new.__code__):
+        if self.code and fingerprints.all_of(old.__code__) != fingerprints.all_of(new.__code__):
             return False
         if not self.same(old.__defaults__, new.__defaults__, depth):
             return False

@@ -19,7 +19,6 @@ import asyncio
 import os
 import sys
 import time
-import types
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,7 +86,7 @@ class Reloading:
         self.front = TestFrontEnd()
         self.loop = asyncio.new_event_loop()
         self.reloader = Reloader(self.front, engine, tracker, self.loop, timeout, data_files)
-        # (module, class name) -> its attributes when last seen (_attribute_keys).
+        # (module, class name) -> its attributes when last seen.
         self._classes: dict[tuple[str, str], dict[str, Any]] = {}
 
     def first_party(self, name: str) -> bool:
@@ -172,17 +171,23 @@ class Reloading:
 
     def _class_attributes(self, module: str, names: set[str], change: Change) -> None:
         """A class that changed (kept in place, or new): its attributes that were added,
-        removed or got another value count wherever they are read, since its instances go
-        everywhere. A method whose code changed is not among them: a test that called it ran
-        that code (its fingerprint is gone)."""
+        removed or hold something else count wherever they are read, since its instances go
+        everywhere. A method whose code alone changed is not among them: a test that called it
+        ran that code (its fingerprint is gone)."""
         namespace = vars(sys.modules[module]) if module in sys.modules else {}
         for name in names:
             value = namespace.get(name)
             before = self._classes.pop((module, name), {})
-            now = _attribute_keys(value) if isinstance(value, type) else {}
+            now = dict(vars(value)) if isinstance(value, type) else {}
             if now:
                 self._classes[(module, name)] = now
-            differing = {a for a in before.keys() | now.keys() if before.get(a) != now.get(a)}
+            differing = {
+                attr
+                for attr in before.keys() | now.keys()
+                if attr not in before
+                or attr not in now
+                or not content.same(before[attr], now[attr], code=False)
+            }
             change.names |= differing - _CLASS_BOOKKEEPING
 
     def note_classes(self, modules: set[str] | None = None) -> None:
@@ -195,7 +200,7 @@ class Reloading:
                 continue
             for name, value in list(vars(target).items()):
                 if isinstance(value, type) and getattr(value, "__module__", None) == module:
-                    self._classes[(module, name)] = _attribute_keys(value)
+                    self._classes[(module, name)] = dict(vars(value))
 
     def _effects(self, report: Report, old_sources: dict[str, bytes | None]) -> dict[str, set[str]]:
         """Per module, the values a re-executed module may have changed in it while it ran."""
@@ -233,30 +238,6 @@ class Reloading:
 _CLASS_BOOKKEEPING = frozenset(
     {"__module__", "__dict__", "__weakref__", "__doc__", "__qualname__", "__annotations__"}
 )
-
-
-def _attribute_keys(cls: type) -> dict[str, Any]:
-    """A class's attributes, each as what a test could observe of it short of running it: a
-    function by its defaults (its code is followed by fingerprints), plain data by value,
-    anything else by identity."""
-    keys: dict[str, Any] = {}
-    for attr, value in list(vars(cls).items()):
-        inner = getattr(value, "__func__", value)  # classmethod, staticmethod
-        if isinstance(value, property):
-            keys[attr] = ("property", *(id(part) for part in (value.fset, value.fdel)))
-        elif isinstance(inner, types.FunctionType):
-            keys[attr] = ("function", type(value), _plain(inner.__defaults__))
-        else:
-            keys[attr] = _plain(value)
-    return keys
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, (int, float, complex, bool, str, bytes, type(None))):
-        return (type(value), value)
-    if type(value) is tuple:
-        return tuple(_plain(item) for item in value)
-    return ("id", id(value))
 
 
 def _differing(module: str, names: frozenset[str], before: dict[str, Any]) -> set[str]:
