@@ -29,6 +29,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(testing::calls::trace_calls, m)?)?;
     m.add_function(wrap_pyfunction!(testing::calls::stop_tracing_calls, m)?)?;
     m.add_function(wrap_pyfunction!(testing::calls::take_calls, m)?)?;
+    m.add_function(wrap_pyfunction!(testing::opens::on_open, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -227,7 +227,7 @@ class TestModePlugin:
                 summary = self.recorder.summarise(recording)
                 if summary.fingerprints:
                     self._project_fixtures.add(id(fixturedef))
-                    self._recording.codes.update(recording.codes)
+                    self._recording.codes.extend(recording.codes)
                 else:
                     self._plugin_only[id(fixturedef)] = fixturedef
                 self._recording.files |= recording.files

@@ -14,9 +14,10 @@ its own, and the test's resumes after it.
   (coverage, a debugger) it is installed as the profile function instead, which leaves the
   tracer in place.
 
-Data files come from the `open` audit event (open, `io.open`, `Path.read_text`, `os.open`):
-files under the watched directories that are not code; each is also handed to the watcher,
-which otherwise sees only `*.py`.
+Data files come from the `open` audit event (open, `io.open`, `Path.read_text`, `os.open`),
+passed on by an audit hook in C (src/testing/opens.rs) so that the many other audited events
+cost no Python call: files under the watched directories that are not code; each is also
+handed to the watcher, which otherwise sees only `*.py`.
 """
 
 from __future__ import annotations
@@ -39,12 +40,13 @@ _OWN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__
 
 
 class Recording:
-    """What one test or fixture setup ran (code objects by id) and read (real paths)."""
+    """What one test or fixture setup ran (code objects, maybe repeated) and read (real
+    paths)."""
 
     __slots__ = ("codes", "files")
 
     def __init__(self) -> None:
-        self.codes: dict[int, types.CodeType] = {}
+        self.codes: list[types.CodeType] = []
         self.files: set[str] = set()
 
 
@@ -100,6 +102,9 @@ class Recorder:
         self._stack: list[tuple[Recording, bool]] = []  # (recording, whether code counts)
         self._verdicts: dict[str, bool] = {}
         self._real: dict[str, str] = {}
+        # id(code) -> (code, what summarise needs of it, or None for code not the project's):
+        # the code is kept so its id is not reused.
+        self._known: dict[int, tuple[types.CodeType, Any]] = {}
         #: real path -> the fingerprints of its code that any recording saw.
         self.by_file: dict[str, set[int]] = {}
         #: fingerprint -> real path (to say where a change was).
@@ -110,7 +115,10 @@ class Recorder:
         self._audit_installed = False
         self._tool: int | None = None
         self._profiling = False
-        self._tracing: Recording | None = None
+        self._current: Recording | None = None  # the recording code goes to now
+        self._tracing: Recording | None = None  # 3.10-3.11: the one the C tracer fills
+        self._target: list[Any] = [None]  # 3.12+: the list the monitoring callback fills
+        self._monitored: Recording | None = None  # 3.12+: the last one events restarted for
 
     # -- first-party code ----------------------------------------------------------------------
 
@@ -158,28 +166,45 @@ class Recorder:
         prints: set[int] = set()
         globals_: set[tuple[str, str]] = set()
         attributes: set[tuple[str, str]] = set()
-        first_party = self.first_party
-        for code in recording.codes.values():
-            filename = code.co_filename
-            if not first_party(filename):
+        seen: set[int] = set()
+        known = self._known
+        for code in recording.codes:
+            key = id(code)
+            if key in seen:
                 continue
-            real = self._real.get(filename)
-            if real is None:
-                real = self._real[filename] = os.path.realpath(filename)
-            value = fingerprints.of(code)
+            seen.add(key)
+            cached = known.get(key)
+            if cached is None or cached[0] is not code:
+                cached = known[key] = (code, self._describe(code))
+            info = cached[1]
+            if info is None:
+                continue  # not the project's code
+            value, as_globals, as_attributes = info
             prints.add(value)
-            as_globals, as_attributes = fingerprints.reads_of(code, real)
             globals_ |= as_globals
             attributes |= as_attributes
-            if value not in self.file_of:
-                self.file_of[value] = real
-                self.by_file.setdefault(real, set()).add(value)
         return Summary(
             frozenset(prints),
             frozenset(globals_),
             frozenset(attributes),
             frozenset(recording.files),
         )
+
+    def _describe(
+        self, code: types.CodeType
+    ) -> tuple[int, frozenset[tuple[str, str]], frozenset[tuple[str, str]]] | None:
+        """A code object's fingerprint and reads, None for code that is not the project's."""
+        filename = code.co_filename
+        if not self.first_party(filename):
+            return None
+        real = self._real.get(filename)
+        if real is None:
+            real = self._real[filename] = os.path.realpath(filename)
+        value = fingerprints.of(code)
+        if value not in self.file_of:
+            self.file_of[value] = real
+            self.by_file.setdefault(real, set()).add(value)
+        return (value, *fingerprints.reads_of(code, real))
 
     @property
     def active(self) -> bool:
@@ -188,47 +213,51 @@ class Recorder:
     # -- the hooks -----------------------------------------------------------------------------
 
     def _switch(self, recording: Recording | None) -> None:
-        if _MONITORING:
-            self._monitor(recording)
-        else:
-            self._trace(recording)
+        if recording is self._current:
+            return
+        self._current = recording
         if not self._audit_installed:
-            sys.addaudithook(self._audit)
+            _core.on_open(self._opened)
             self._audit_installed = True
+        if _MONITORING and self._monitor(recording):
+            return
+        self._trace(recording)
 
-    def _monitor(self, recording: Recording | None) -> None:
+    def _monitor(self, recording: Recording | None) -> bool:
+        """False when no monitoring tool id is free (then the trace function is used)."""
         monitoring = sys.monitoring  # type: ignore[attr-defined]
         events = monitoring.events
         if self._tool is None:
-            self._tool = _free_tool(monitoring)
-            if self._tool is None:  # every tool id taken: fall back to tracing
-                self._trace(recording)
-                return
-            monitoring.use_tool_id(self._tool, "hmr-serve test")
-        tool = self._tool
+            tool = _free_tool(monitoring)
+            if tool is None:
+                return False
+            monitoring.use_tool_id(tool, "hmr-serve test")
+            target = self._target
+            disable = monitoring.DISABLE
+
+            def started(code: types.CodeType, offset: int) -> Any:
+                target[0].append(code)
+                return disable
+
+            monitoring.register_callback(tool, events.PY_START, started)
+            monitoring.register_callback(tool, events.PY_RESUME, started)
+            self._tool = tool
         if recording is None:
-            monitoring.set_events(tool, 0)
-            return
-        store = recording.codes.__setitem__
-        disable = monitoring.DISABLE
-
-        def started(code: types.CodeType, offset: int) -> Any:
-            store(id(code), code)
-            return disable
-
-        monitoring.register_callback(tool, events.PY_START, started)
-        monitoring.register_callback(tool, events.PY_RESUME, started)
-        monitoring.set_events(tool, events.PY_START | events.PY_RESUME)
-        # Codes disabled while another recording ran must report again to this one.
-        monitoring.restart_events()
+            monitoring.set_events(self._tool, 0)
+            return True
+        self._target[0] = recording.codes
+        monitoring.set_events(self._tool, events.PY_START | events.PY_RESUME)
+        if recording is not self._monitored:
+            # Codes disabled while another recording ran must report to this one again.
+            monitoring.restart_events()
+            self._monitored = recording
+        return True
 
     def _trace(self, recording: Recording | None) -> None:
         # What ran since the last switch belongs to the recording that was active.
         taken = _core.take_calls()
         if self._tracing is not None:
-            store = self._tracing.codes
-            for code in taken:
-                store[id(code)] = code
+            self._tracing.codes.extend(taken)
         self._tracing = recording
         profile = self._profiling
         if recording is None:
@@ -250,17 +279,16 @@ class Recorder:
 
     # -- data files ----------------------------------------------------------------------------
 
-    def _audit(self, event: str, args: tuple[Any, ...]) -> None:
-        if event != "open" or not self._stack:
+    def _opened(self, path: Any = None, mode: Any = None, flags: Any = None, *_: Any) -> None:
+        """The `open` audit event (forwarded by src/testing/opens.rs)."""
+        if not self._stack or isinstance(path, int) or path is None:
             return
         try:
-            self._opened(*args[:3])
+            self._read(path, mode, flags)
         except Exception:  # never break the test's open()
             pass
 
-    def _opened(self, path: Any, mode: Any, flags: Any) -> None:
-        if isinstance(path, int) or path is None:
-            return
+    def _read(self, path: Any, mode: Any, flags: Any) -> None:
         if isinstance(mode, str):
             writes = any(c in mode for c in "wax+")
             reads = "r" in mode or "+" in mode
