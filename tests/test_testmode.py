@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from testmode_support import Oracle, Session, write
+from testmode_support import Oracle, Session, outcomes, write
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="inotify, fork")
 
@@ -294,5 +294,28 @@ def test_the_summary_line_says_what_changed_and_what_ran(project: Path) -> None:
         ), output
         # pytest's own failure report, with the rewritten assert's detail.
         assert "AssertionError: assert '[3]' == '<3>'" in output
+    finally:
+        session.close()
+
+
+def test_a_hook_edited_in_a_conftest_restarts_the_session(project: Path) -> None:
+    session = Session(project, *ARGS)
+    try:
+        oracle = Oracle(project, ARGS, session.ready())
+        conftest = (project / "tests/conftest.py").read_text()
+        hook = (
+            "\n\ndef pytest_collection_modifyitems(items):\n"
+            "    items[:] = [i for i in items if 'plain' not in i.name]\n"
+        )
+        # The output up to the new session's first run (the process re-executes itself, so its
+        # id stays): every test runs under the new hook.
+        output = session.edit("tests/conftest.py", conftest + hook)
+        assert "a pytest hook in tests/conftest.py changed: restarting the test session" in output
+        rerun = outcomes(output)
+        assert len(rerun) == 9 and "tests/test_services.py::test_plain" not in rerun
+        assert setups(project, session) == 2
+        oracle.known = {k: v for k, v in oracle.known.items() if "test_plain" not in k}
+        ran = oracle.check(session.edit("app/helpers.py", "def fmt(x):\n    return f'[{x}]'\n"))
+        assert ran == {"tests/test_services.py::test_total": "FAILED"}
     finally:
         session.close()

@@ -219,6 +219,9 @@ class WatchLoop:
                 result = self.runner.run(items, lambda: self.plugin.failures)
         finally:
             self.report.finish()
+            # Modules the tests imported: known to the engine (and parsed) before the next save.
+            self.plugin.tracker.sweep()
+            self.engine.scan([])
         counts, color = self.report.counts()
         if result is not None:
             # Selected but not run (-x stopped the run, Ctrl-C): due in the next run.
