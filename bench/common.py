@@ -74,6 +74,40 @@ def http_get(port: int, path: str = "/", timeout: float = 5.0) -> tuple[int, byt
         conn.close()
 
 
+BACKGROUND_INTERVAL = 0.010  # the steady "browser tab" client of the reload benchmarks
+
+
+def background_client(port: int, stop, counters, timeout: float = 120.0) -> None:
+    """Runs in its own process (no GIL shared with the measuring client): one GET every
+    10 ms on a fresh connection; counts answers, failures and the longest wait.
+
+    counters: shared array [requests, failed, longest wait in ms, time.monotonic() at which
+    the request in flight started (0: none), timed out]; a request not answered within
+    `timeout` seconds counts as failed and as timed out.
+    """
+    next_at = time.monotonic()
+    while not stop.is_set():
+        started = time.monotonic()
+        counters[3] = started
+        timed_out = False
+        try:
+            status, _ = http_get(port, "/", timeout=timeout)
+            failed = status >= 500
+        except TimeoutError:
+            failed = timed_out = True
+        except Exception:  # refused, reset: failures a user would see as well
+            failed = True
+        waited_ms = (time.monotonic() - started) * 1000
+        with counters.get_lock():
+            counters[0] += 1
+            counters[1] += failed
+            counters[2] = max(counters[2], waited_ms)
+            counters[3] = 0
+            counters[4] += timed_out
+        next_at = max(next_at + BACKGROUND_INTERVAL, time.monotonic())
+        stop.wait(max(0.0, next_at - time.monotonic()))
+
+
 # --- Servers --------------------------------------------------------------------------------
 
 
@@ -138,6 +172,11 @@ class Server:
     def tail(self, n: int = 20) -> str:
         with self._lock:
             return "\n".join(line for _, line in self.lines[-n:])
+
+    def lines_since(self, since: float) -> list[str]:
+        """Output lines that arrived at or after `since` (time.monotonic())."""
+        with self._lock:
+            return [line for at, line in self.lines if at >= since]
 
     def wait_line(self, pattern: str, since: float, timeout: float) -> tuple[float, re.Match[str]]:
         """First output line matching the regex that arrived at or after `since`
@@ -281,6 +320,8 @@ def fmt_ms(ms: float) -> str:
 def fmt_ratio(x: float) -> str:
     if x != x:
         return "–"
+    if x < 1:  # faster than the reference: two decimals, or 0.04× would read 0.0×
+        return f"{x:.2f}×"
     return f"{x:.0f}×" if x >= 10 else f"{x:.1f}×"
 
 

@@ -56,6 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
     Server,
+    background_client,
     fmt_ms,
     fmt_ratio,
     free_port,
@@ -82,7 +83,6 @@ EDITS = {
 }
 SERVERS = ("hmr-serve", "uvicorn", "granian")
 POLL_INTERVAL = 0.002  # how often the measuring client asks after an edit (resolution)
-BACKGROUND_INTERVAL = 0.010  # the steady "browser tab" client
 RELOADED = re.compile(r"reloaded (\d+) modules? in ([\d.]+) ms")
 
 # --- The generated app ----------------------------------------------------------------------
@@ -212,7 +212,15 @@ def mod(i: int) -> str:
 class App:
     """One copy of the generated app, and the edits made to it."""
 
-    def __init__(self, root: Path, graph: Graph, iterations: int, ms: float, model_s: float):
+    def __init__(
+        self,
+        root: Path,
+        graph: Graph,
+        iterations: int,
+        ms: float,
+        model_s: float,
+        busy_template: str = BUSY,  # another form of the work: see script_mode.py
+    ):
         self.root = root
         self.pkg = root / "benchapp"
         self.graph = graph
@@ -222,7 +230,7 @@ class App:
         self.saves: dict[str, int] = defaultdict(int)
         self.pkg.mkdir(parents=True)
         (self.pkg / "__init__.py").write_text("")
-        busy = BUSY.format(iterations=iterations, ms=ms)
+        busy = busy_template.format(iterations=iterations, ms=ms)
         on_path = dict(itertools.pairwise(graph.path))  # parent → its child on the path
         for i in range(graph.n - 1):
             lines = [f'"""Generated module {i} of {graph.n}."""']
@@ -285,32 +293,6 @@ class App:
         return self.graph.importers_closure(self.graph.n - 1) + 1  # … + app
 
 
-# --- Background client ----------------------------------------------------------------------
-
-
-def background_client(port: int, stop, counters) -> None:
-    """Runs in its own process (no GIL shared with the measuring client): one GET every
-    10 ms on a fresh connection; counts answers, failures and the longest wait.
-
-    counters: shared array [requests, failed, longest wait in ms].
-    """
-    next_at = time.monotonic()
-    while not stop.is_set():
-        started = time.monotonic()
-        try:
-            status, _ = http_get(port, "/", timeout=120)
-            failed = status >= 500
-        except Exception:  # refused, reset, timed out: all are failures a user would see
-            failed = True
-        waited_ms = (time.monotonic() - started) * 1000
-        with counters.get_lock():
-            counters[0] += 1
-            counters[1] += failed
-            counters[2] = max(counters[2], waited_ms)
-        next_at = max(next_at + BACKGROUND_INTERVAL, time.monotonic())
-        stop.wait(max(0.0, next_at - time.monotonic()))
-
-
 # --- Measurement ----------------------------------------------------------------------------
 
 
@@ -333,7 +315,7 @@ class Target:
     def __init__(self, name: str, server: Server, app: App, counter: Path, ctx) -> None:
         self.name, self.server, self.app, self.counter = name, server, app, counter
         self.stop = ctx.Event()
-        self.counters = ctx.Array("d", 3)
+        self.counters = ctx.Array("d", 5)
         self.client = ctx.Process(
             target=background_client, args=(server.port, self.stop, self.counters), daemon=True
         )

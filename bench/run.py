@@ -1,8 +1,8 @@
-"""Runs the reload, throughput, cold start and long session benchmarks; each updates its own
-section of bench/RESULTS.md.
+"""Runs the reload, propagation, throughput, cold start, long session and script mode
+benchmarks; each updates its own section of bench/RESULTS.md.
 
-.venv/bin/python bench/run.py            # full: ~9 + ~5 + ~4 + ~4 min
-.venv/bin/python bench/run.py --quick    # ~2 + ~2 + ~1.5 + ~0.5 min, for checking that all works
+.venv/bin/python bench/run.py            # full: ~9 + ~7 + ~5 + ~4 + ~4 + ~2 min
+.venv/bin/python bench/run.py --quick    # ~2 + ~1 + ~2 + ~1.5 + ~0.5 + ~1 min: checks all works
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # project's hmr_serve.reload.
 import reload  # noqa: E402, I001
 import longrun  # noqa: E402
+import propagation  # noqa: E402
+import script_mode  # noqa: E402
 import startup  # noqa: E402
 import throughput  # noqa: E402
 
@@ -31,9 +33,11 @@ def main() -> None:
              "--allow-debug-build": args.allow_debug_build}  # fmt: skip
     shared = [flag for flag, on in flags.items() if on]
     reload.main(shared)
+    propagation.main(shared)
     throughput.main(shared)
     startup.main(shared)
     longrun.main(shared)
+    script_mode.main(shared)
 
 
 if __name__ == "__main__":

@@ -154,7 +154,10 @@ FILES = {
         <p id="shout">{{ question|shout }}</p>
         <form action="{% url 'polls:vote' %}" method="post">{% csrf_token %}
         {% for choice in choices %}<label>{{ choice }}</label>{% endfor %}
-        </form></body></html>
+        </form>{% include "polls/_footer.html" %}</body></html>
+    """,
+    "polls/templates/polls/_footer.html": """
+        <footer>footer-v1</footer>
     """,
 }
 
@@ -362,7 +365,14 @@ def test_template_edit_without_module_reload(site):
     edit(site.root, "polls/templates/polls/index.html", "<h1>", '<h1 class="edited">')
     got = site.settle(["/polls/"])
     assert '<h1 class="edited">' in got["/polls/"][2]
+    # Only the changed template is compiled again: the page that includes it must show it.
+    edit(site.root, "polls/templates/polls/_footer.html", "footer-v1", "footer-v2")
+    got = site.settle(["/polls/"])
+    assert "footer-v2" in got["/polls/"][2] and '<h1 class="edited">' in got["/polls/"][2]
     assert site.reloads() == before, site.server.output
+    site.server.wait_for_line(
+        "polls/templates/polls/_footer.html changed: template caches cleared, pages refreshed"
+    )
 
 
 def test_template_tag_edit(site):
@@ -432,6 +442,6 @@ def test_models_edit_takes_the_restart(site):
     site.background.stop()
     edit(site.root, "polls/models.py", "return self.text", "return self.text.upper()")
     line = site.server.wait_for_line(r"restarting the process|restart unavailable", timeout=15)
-    assert "polls.models changed: Django models cannot be hot-reloaded" in line
+    assert "polls/models.py changed: Django models cannot be hot-reloaded" in line, line
     if "restarting the process" in line:
         site.settle(["/polls/", "/admin/polls/note/"], timeout=60)

@@ -178,6 +178,7 @@ def test_template_edit_without_module_reload(session):
     got = settle(root, server, ["/"])
     assert "base-v2" in got["/"][1]
     assert reloads(server) == before, server.output
+    server.wait_for_line("shop/templates/base.html changed: template caches cleared")
 
 
 def test_factory_edit(session):

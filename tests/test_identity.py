@@ -369,6 +369,40 @@ def test_methods_functions_and_wrapped_functions_keep_their_identity(live):
     assert m.decorated.__wrapped__ is wrapper.__wrapped__
 
 
+def test_function_held_by_another_descriptor_finds_the_kept_class(live):
+    """Django's `classproperty` (bakerydemo's breads/wagtail_hooks.py): `super()` in its function
+    reads the class body's `__class__` cell, which must point at the class that was kept."""
+    live.write(
+        "descriptors",
+        """
+        class classproperty:
+            def __init__(self, method):
+                self.fget = method
+
+            def __get__(self, instance, cls=None):
+                return self.fget(cls)
+        """,
+    )
+    source = """
+        from .descriptors import classproperty
+
+        class Base:
+            columns = ["base"]
+
+        class Listing(Base):
+            @classproperty
+            def columns(cls):
+                return [*super().columns, "listing 1"]
+    """
+    live.write("m", source)
+    m = live.load("m")
+    listing = m.Listing
+    live.write("m", source.replace("listing 1", "listing 2"))
+    live.reload("m")
+    assert m.Listing is listing
+    assert listing.columns == ["base", "listing 2"]
+
+
 def test_failed_reload_puts_every_old_object_back(live):
     from hmr_serve.reload import executor
 
@@ -484,3 +518,67 @@ def test_overloads_and_loop_definitions_are_left_alone():
         )
     )
     assert identity.instrument(tree) == 2  # h and C
+
+
+CONTROLLER = """
+    ROUTES = []
+
+    def route(path):
+        # Like FastAPI's `router.get`: the function object this decorator sees is registered.
+        def register(func):
+            ROUTES.append((path, func))
+            return func
+
+        return register
+
+    def controller(cls):
+        # Like mealie's `@controller` (fastapi-utils' class-based views): the registered
+        # endpoints are found among the class's members by identity.
+        members = set(vars(cls).values())
+        cls.bound = [path for path, func in ROUTES if func in members]
+        return cls
+
+    class Base:
+        def name(self):
+            return "base"
+
+    @controller
+    class Items(Base):
+        @route("/items")
+        def get(self):
+            return "get 1"
+
+        @route("/items/super")
+        def get_super(self):
+            return "super 1 " + super().name()
+
+        @staticmethod
+        @route("/static")
+        def helper():
+            return "helper 1"
+"""
+
+
+def test_decorators_in_a_class_body_see_the_object_the_class_keeps(live):
+    """In a fresh process the function a method decorator registered is the class's attribute;
+    after an edit it still must be, whether the old function is kept or, for a method whose
+    `super()` needs the new class cell, the class takes the new one."""
+    live.write("m", CONTROLLER)
+    m = live.load("m")
+    items, old_get, instance = m.Items, m.Items.get, m.Items()
+    assert m.Items.bound == ["/items", "/items/super"]
+    live.write("m", CONTROLLER.replace(" 1", " 2"))
+    live.reload("m")
+    assert m.Items is items and m.Items.bound == ["/items", "/items/super"]
+    registered = dict(m.ROUTES)
+    assert registered["/items"] is m.Items.get is old_get
+    assert registered["/items/super"] is m.Items.__dict__["get_super"]
+    assert registered["/static"] is m.Items.__dict__["helper"].__func__
+    assert instance.get() == "get 2" and registered["/items"](instance) == "get 2"
+    assert instance.get_super() == "super 2 base" == registered["/items/super"](instance)
+    assert m.Items.helper() == "helper 2"
+    # A second edit reaches the same objects again.
+    live.write("m", CONTROLLER.replace(" 1", " 3"))
+    live.reload("m")
+    assert m.Items.bound == ["/items", "/items/super"] and old_get(instance) == "get 3"
+    assert instance.get_super() == "super 3 base"

@@ -14,6 +14,7 @@ import subprocess
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -349,10 +350,14 @@ def _launch_chromium(profile: Path, url: str) -> tuple[subprocess.Popen[bytes], 
         time.sleep(0.1)
 
 
-@pytest.mark.skipif(
-    CHROMIUM is None, reason="needs Chromium for the browser test (apt-get install -y chromium)"
-)
-def test_open_page_follows_edits_in_a_real_browser(tmp_path, start_server):
+TEXT = "document.getElementById('text') && document.getElementById('text').textContent"
+OVERLAY = "!!document.getElementById('hmr-serve-overlay')"
+
+
+@contextlib.contextmanager
+def _browser_project(tmp_path: Path, start_server) -> Iterator[tuple[Server, Path, str, DevTools]]:
+    """The FastAPI example with an HTML route, served, and a Chromium page open on that route:
+    (server, routes.py, its original text, the page)."""
     project = tmp_path / "fastapi"
     shutil.copytree(EXAMPLES_DIR / "fastapi", project)
     routes = project / "app" / "routes.py"
@@ -364,18 +369,31 @@ def test_open_page_follows_edits_in_a_real_browser(tmp_path, start_server):
     devtools = None
     try:
         devtools = DevTools(ws_url)
-        text = "document.getElementById('text') && document.getElementById('text').textContent"
-        devtools.wait_for(text, "browser-v1")
+        devtools.wait_for(TEXT, "browser-v1")
         server.wait_for_line(r'"GET /__hmr_serve/events HTTP/1.1" 200')
+        yield server, routes, original, devtools
+    finally:
+        if devtools is not None:
+            devtools.close()
+        browser.kill()
+        browser.wait(30)
 
+
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="needs Chromium for the browser test (apt-get install -y chromium)"
+)
+
+
+@needs_chromium
+def test_open_page_follows_edits_in_a_real_browser(tmp_path, start_server):
+    with _browser_project(tmp_path, start_server) as (server, routes, original, devtools):
         routes.write_text(original.replace('"browser-v1"', '"browser-v2"'))
-        devtools.wait_for(text, "browser-v2")
+        devtools.wait_for(TEXT, "browser-v2")
 
         # A failing reload: the open page shows the overlay, sent with the event.
         broken = original.replace('PAGE_TEXT = "browser-v1"', "PAGE_TEXT = model.predict(42)")
         routes.write_text(broken)
-        overlay = "!!document.getElementById('hmr-serve-overlay')"
-        devtools.wait_for(overlay, True)
+        devtools.wait_for(OVERLAY, True)
         shown = devtools.evaluate("document.getElementById('hmr-serve-overlay').innerText")
         assert "Reload failed in app.routes (app/routes.py)" in shown
         assert "AttributeError" in shown
@@ -389,10 +407,59 @@ def test_open_page_follows_edits_in_a_real_browser(tmp_path, start_server):
 
         # The fix: the page reloads by itself, without the overlay.
         routes.write_text(original.replace('"browser-v1"', '"browser-v3"'))
-        devtools.wait_for(text, "browser-v3")
-        assert devtools.evaluate(overlay) is False
-    finally:
-        if devtools is not None:
-            devtools.close()
-        browser.kill()
-        browser.wait(30)
+        devtools.wait_for(TEXT, "browser-v3")
+        assert devtools.evaluate(OVERLAY) is False
+
+
+NAVIGATIONS = 20
+
+
+def _save_delays(count: int) -> list[float]:
+    """0 to 50 ms, evenly spread: a save lands before, during and after the page's script
+    connects to the event stream."""
+    return [0.050 * i / (count - 1) for i in range(count)]
+
+
+@needs_chromium
+def test_a_save_right_after_navigation_is_never_lost(tmp_path, start_server):
+    """The HTML is served, a save is reloaded, and only then does the page connect to the event
+    stream: the page must still end on the newest version (and, for a save that breaks the
+    code, show the overlay)."""
+    with _browser_project(tmp_path, start_server) as (server, routes, original, devtools):
+        url = server.url + "/page"
+        for n, delay in enumerate(_save_delays(NAVIGATIONS)):
+            version = f"race-{n}"
+            devtools.call("Page.navigate", url=f"{url}?n={n}")
+            time.sleep(delay)
+            routes.write_text(original.replace('"browser-v1"', f'"{version}"'))
+            devtools.wait_for(TEXT, version)
+
+        broken = original.replace('PAGE_TEXT = "browser-v1"', "PAGE_TEXT = model.predict(42)")
+        for n, delay in enumerate(_save_delays(NAVIGATIONS // 2)):
+            devtools.call("Page.navigate", url=f"{url}?broken={n}")
+            time.sleep(delay)
+            routes.write_text(broken)
+            devtools.wait_for(OVERLAY, True)
+            version = f"fixed-{n}"
+            routes.write_text(original.replace('"browser-v1"', f'"{version}"'))
+            devtools.wait_for(TEXT, version)
+            assert devtools.evaluate(OVERLAY) is False
+
+
+@needs_chromium
+def test_a_page_shown_again_from_the_back_forward_cache_catches_up(tmp_path, start_server):
+    """Pages left behind close their event stream (else, kept in the back/forward cache, they
+    hold the browser's six connections to the server and the seventh navigation hangs) and
+    open it again when shown, so a save made meanwhile still reaches them."""
+    with _browser_project(tmp_path, start_server) as (server, routes, original, devtools):
+        url = server.url + "/page"
+        for n in range(8):
+            devtools.call("Page.navigate", url=f"{url}?n={n}")
+            devtools.wait_for(TEXT, "browser-v1")
+        devtools.call("Page.navigate", url=f"{url}?away")
+        devtools.wait_for(TEXT, "browser-v1")
+        routes.write_text(original.replace('"browser-v1"', '"while-away"'))
+        devtools.wait_for(TEXT, "while-away")
+        devtools.evaluate("history.back()")
+        where = "location.search + ' ' + document.getElementById('text').textContent"
+        devtools.wait_for(where, "?n=7 while-away")

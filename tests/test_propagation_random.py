@@ -74,7 +74,14 @@ class Project:
                 lines.append(f"from pkg.m{j} import ITEMS as m{j}_ITEMS")
         lines.append(f"V0 = {rng.randint(0, 99)}")
         lines.append(f"V1 = {' + '.join(reads) if reads else '0'} + 1")
-        lines.append(f"def f():\n    return {rng.randint(0, 99)}")
+        if below and rng.random() < 0.5:
+            # Reads another module's value when called: importers calling f at import time
+            # depend on it without importing that module.
+            k = rng.choice(below)
+            lines.append(f"import pkg.m{k}")
+            lines.append(f"def f():\n    return {rng.randint(0, 99)} + pkg.m{k}.V0")
+        else:
+            lines.append(f"def f():\n    return {rng.randint(0, 99)}")
         lines.append(f"class C:\n    LIM = {rng.randint(0, 99)}")
         lines.append(f"ITEMS = [{rng.randint(0, 9)}]")
         return "\n".join(lines) + "\n"
@@ -84,7 +91,7 @@ class Project:
         (root / "pkg/__init__.py").write_text("")
         for i, source in self.sources.items():
             (root / f"pkg/m{i}.py").write_text(source)
-        imports = "".join(f"from pkg import m{i}\n" for i in range(self.size))
+        imports = "".join(f"from pkg import m{i}\n" for i in reversed(range(self.size)))
         modules = ", ".join(f"m{i}" for i in range(self.size))
         (root / "pkg/main.py").write_text(
             imports
@@ -110,7 +117,9 @@ class Project:
             source = source.replace(old, f"V0 = {rng.randint(100, 999)}")
         elif kind == "body":
             old = source[source.index("def f():") :].split("\n")[1]
-            source = source.replace(old, f"    return {rng.randint(100, 999)}")
+            tail = old.partition(" + ")[2]
+            new = f"    return {rng.randint(100, 999)}" + (f" + {tail}" if tail else "")
+            source = source.replace(old, new)
         elif kind == "class":
             old = source[source.index("class C:") :].split("\n")[1]
             source = source.replace(old, f"    LIM = {rng.randint(100, 999)}")
@@ -146,7 +155,7 @@ def _check(root: Path, server: Server, project: Project, edits: int) -> None:
         assert got == expected, f"after {what}:\nserver {got}\nfresh  {expected}"
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_random_graphs_equal_a_fresh_process(
     tmp_path: Path, start_server, seed: int, long_run: bool
 ) -> None:

@@ -303,9 +303,92 @@ def test_relationship_across_the_reloaded_modules_takes_the_restart(tmp_path, st
     assert settle(tmp_path, server, "split.main") == {"totals": [1]}
     edit(tmp_path, "split/orders.py", "return 1", "return 2")
     line = server.wait_for_line(r"restarting the process|restart unavailable", timeout=15)
-    assert "split.users.User has a relationship to Order" in line, line
+    assert (
+        "split/orders.py changed: Order re-runs, but User (split.users), which has a "
+        "relationship to it, does not; SQLAlchemy mappings cannot be hot-reloaded in part"
+    ) in line, line
     if "restarting the process" in line:
         assert settle(tmp_path, server, "split.main", timeout=60) == {"totals": [2]}
+
+
+# mealie's shape: a settings value reaches one models module through a config module; the
+# models module that relates to it imports neither, so it stays.
+SETTINGS_CHAIN = {
+    "app/__init__.py": "",
+    "app/settings.py": """
+        DEFAULT_PLAN = "free"
+    """,
+    "app/config.py": """
+        from app import settings
+
+        def get_settings():
+            return settings
+    """,
+    "app/db.py": FILES["inv/db.py"],
+    "app/models/__init__.py": "",
+    "app/models/groups.py": """
+        from sqlalchemy.orm import Mapped, mapped_column
+
+        from app.config import get_settings
+        from app.db import Base
+
+        class Group(Base):
+            __tablename__ = "groups"
+            id: Mapped[int] = mapped_column(primary_key=True)
+            plan: Mapped[str] = mapped_column(default=get_settings().DEFAULT_PLAN)
+    """,
+    "app/models/exports.py": """
+        from sqlalchemy import ForeignKey
+        from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+        from app.db import Base
+
+        class GroupExport(Base):
+            __tablename__ = "group_exports"
+            id: Mapped[int] = mapped_column(primary_key=True)
+            group_id: Mapped[int] = mapped_column(ForeignKey("groups.id"))
+            group: Mapped["Group"] = relationship()
+    """,
+    "app/main.py": """
+        from fastapi import FastAPI
+        from sqlalchemy import select
+        from sqlalchemy.orm import Session
+
+        from app.db import Base, engine
+        from app.models import exports, groups
+
+        Base.metadata.drop_all(engine)
+        Base.metadata.create_all(engine)
+        with Session(engine) as session:
+            session.add(exports.GroupExport(group=groups.Group()))
+            session.commit()
+
+        app = FastAPI()
+
+        @app.get("/")
+        def index():
+            with Session(engine) as session:
+                export = session.scalars(select(exports.GroupExport)).one()
+                return {"plan": export.group.plan}
+    """,
+}
+
+
+def test_restart_reason_names_the_changed_file_then_its_importers(tmp_path, start_server):
+    for rel, text in SETTINGS_CHAIN.items():
+        write(tmp_path, rel, text)
+    server = start_server(
+        "app.main:app", "--port", "0", cwd=tmp_path, env={"DB_PATH": str(tmp_path / "s.db")}
+    )
+    assert settle(tmp_path, server, "app.main") == {"plan": "free"}
+    edit(tmp_path, "app/settings.py", '"free"', '"team"')
+    line = server.wait_for_line(r"restarting the process|restart unavailable", timeout=15)
+    assert (
+        "app/settings.py changed → app.config → app.models.groups: Group re-runs, but "
+        "GroupExport (app.models.exports), which has a relationship to it, does not"
+    ) in line, line
+    if "restarting the process" in line:
+        assert settle(tmp_path, server, "app.main", timeout=60) == {"plan": "team"}
 
 
 SQLMODEL = {

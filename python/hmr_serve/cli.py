@@ -1,12 +1,17 @@
 """`hmr-serve MODULE:ATTR [options]`: uvicorn's flags, same meanings. Defaults can also come
 from `HMR_SERVE_*` environment variables and `[tool.hmr-serve]` in pyproject.toml (see
-config_sources)."""
+config_sources). `hmr-serve COMMAND ...` runs one of the other front-ends (SUBCOMMANDS)."""
 
 from __future__ import annotations
 
 import argparse
+import difflib
+import importlib
 import os
+import shlex
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from hmr_serve import __version__
 from hmr_serve.config import LOG_LEVELS, Config
@@ -48,6 +53,51 @@ _WORKERS_MESSAGE = (
 )
 
 
+@dataclass(frozen=True)
+class Subcommand:
+    """`hmr-serve NAME [args]`: `entry` ("module:function") is imported only when the command
+    runs, called with the remaining arguments, and returns the exit code."""
+
+    summary: str
+    entry: str
+
+
+# `hmr-serve NAME ...` runs NAME's own parser; `hmr-serve --help` lists them in this order.
+SUBCOMMANDS: dict[str, Subcommand] = {
+    "run": Subcommand(
+        "run a script like python, re-running only what a save affects",
+        "hmr_serve.run:main",
+    ),
+    "graph": Subcommand(
+        "print the import map (JSON like `tach map`, or Graphviz)",
+        "hmr_serve.graph.command:main",
+    ),
+    "test": Subcommand(
+        "run pytest, then re-run only the tests a save affects",
+        "hmr_serve.testing.command:main",
+    ),
+}
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Wraps paragraphs as usual, but keeps a paragraph with indented lines (the list of
+    commands) as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n\n".join(
+            "\n".join(indent + line for line in block.splitlines())
+            if "\n  " in block
+            else super(_HelpFormatter, self)._fill_text(block, width, indent)
+            for block in text.split("\n\n")
+        )
+
+
+def _commands_help() -> str:
+    width = max(len(name) for name in SUBCOMMANDS) + 2
+    lines = [f"  {name.ljust(width)}{command.summary}" for name, command in SUBCOMMANDS.items()]
+    return "commands (hmr-serve COMMAND --help for each):\n" + "\n".join(lines)
+
+
 def _header(value: str) -> tuple[str, str]:
     name, sep, content = value.partition(":")
     if not sep or not name.strip():
@@ -70,11 +120,13 @@ def _static_mount(value: str) -> tuple[str, str]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hmr-serve",
-        usage="hmr-serve MODULE:ATTR [options]",
+        usage="hmr-serve MODULE:ATTR [options]\n       hmr-serve COMMAND [args]",
         description=(
             "Serve an ASGI or WSGI app for development. On a save, only the modules the change "
-            "can affect are re-executed, while requests wait a few milliseconds."
+            "can affect are re-executed, while requests wait a few milliseconds.\n\n"
+            + _commands_help()
         ),
+        formatter_class=_HelpFormatter,
         epilog=(
             "Every option can also be set as HMR_SERVE_<NAME> (e.g. HMR_SERVE_PORT=9000; "
             "repeatable ones comma-separated) or in pyproject.toml under [tool.hmr-serve] "
@@ -417,7 +469,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--error-page",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="show exceptions and failed reloads as an overlay page (default: on)",
+        help=(
+            "show exceptions and failed reloads as an overlay page (default: on); for "
+            "loopback clients it replaces the app's own 500 answer (Starlette/FastAPI "
+            "exception handlers, Flask's errorhandler(500)), as Flask debug and Django DEBUG "
+            "do; --no-error-page turns it off and leaves 500s to the app"
+        ),
     )
     browser.add_argument(
         "--show-errors-to-all",
@@ -488,8 +545,37 @@ def _max_body(text: str) -> int | None:
     return value or None
 
 
+def _check_app_argument(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
+    """Clear errors for a first argument that cannot be MODULE:ATTR (which always has a colon)
+    but looks like something else: a script path, or a misspelt command."""
+    first = argv[0] if argv else ""
+    if not first or first.startswith("-") or ":" in first:
+        return
+    if first.endswith(".py"):
+        parser.error(_script_path_message(argv))
+    close = difflib.get_close_matches(first.lower(), list(SUBCOMMANDS), n=1, cutoff=0.75)
+    if close:
+        parser.error(
+            f'"{first}" is neither MODULE:ATTR (e.g. pkg.main:app) nor a command; '
+            f'did you mean "hmr-serve {close[0]}"?'
+        )
+
+
+def _script_path_message(argv: Sequence[str]) -> str:
+    path = argv[0]
+    module = os.path.normpath(path)[: -len(".py")].replace(os.sep, ".")
+    if not all(part.isidentifier() for part in module.split(".")):
+        module = "pkg.main"
+    return (
+        f'"{path}" is a script: `hmr-serve run {shlex.join(argv)}` runs it and re-runs it on '
+        f"saves. Serving takes MODULE:ATTR, the module that holds the app and the app's name in "
+        f"it, e.g. hmr-serve {module}:app"
+    )
+
+
 def parse(argv: list[str] | None = None) -> Config:
     parser = build_parser()
+    _check_app_argument(parser, sys.argv[1:] if argv is None else argv)
     given = parser.parse_args(argv, namespace=blank_namespace(parser))
     try:
         defaults = collect(parser, read_pyproject(), read_env(os.environ))
@@ -565,12 +651,15 @@ def parse(argv: list[str] | None = None) -> Config:
     )
 
 
+def run_subcommand(name: str, argv: Sequence[str]) -> int:
+    module, _, function = SUBCOMMANDS[name].entry.partition(":")
+    return getattr(importlib.import_module(module), function)(list(argv))
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    if args[:1] == ["run"]:
-        from hmr_serve import run as script_mode
-
-        sys.exit(script_mode.main(args[1:]))
+    if args and args[0] in SUBCOMMANDS:
+        sys.exit(run_subcommand(args[0], args[1:]))
     from hmr_serve.server import run
 
-    sys.exit(run(parse(argv)))
+    sys.exit(run(parse(args)))

@@ -245,6 +245,7 @@ class ScriptRunner:
             logger.error("cannot watch for changes: %s", exc)
             return 1
         self._run_entry(data_files, tracker)
+        tracker.engine.scan()  # what the entry imported: the static reads propagation needs
         try:
             while True:
                 batch = self._wait_for_change()
@@ -252,7 +253,6 @@ class ScriptRunner:
                     return self.exit_code
                 front.rerun = False
                 loop.run_until_complete(reloader.apply(batch))
-                tracker.engine.scan()
                 if front.rerun:
                     self._run_entry(data_files, tracker)
         finally:

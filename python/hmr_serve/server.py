@@ -18,6 +18,7 @@ from hmr_serve import _core, browser, integrations, restart
 from hmr_serve.asgi import Dispatcher, resolve
 from hmr_serve.config import Config
 from hmr_serve.error_pages import ErrorPages
+from hmr_serve.leftover_tasks import cancel_leftover_tasks
 from hmr_serve.lifespan import Lifespan
 from hmr_serve.loading import AppLoadError, detect_interface, load_app, prepend_app_dir
 from hmr_serve.logs import LogConfigError, apply_log_config, configure, log_exception, logger
@@ -135,6 +136,7 @@ def run(config: Config) -> int:
     try:
         outcome = loop.run_until_complete(_serve(config, app, interface, loop, tracker, session))
     finally:
+        cancel_leftover_tasks(loop)
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
     if isinstance(outcome, restart.Restart):
@@ -316,9 +318,11 @@ def _bind(config: Config, session: _Session) -> Any:
     return _core.Server(uds=owned_uds, backlog=config.backlog, fd=fd)
 
 
-def _initial_scan(engine: Any) -> None:
+def _initial_scan(engine: Any, reloader: Reloader) -> None:
     started = time.perf_counter()
     parsed, errors = engine.scan()
+    # Converted now, off the loop, rather than on the first save that reaches them.
+    reloader.reads.warm()
     logger.debug(
         "static import pass: %d files in %.1f ms", parsed, (time.perf_counter() - started) * 1000
     )
@@ -415,14 +419,18 @@ async def _serve(
     else:
         if tracker is not None:
             try:
-                _start_reloading(config, server, tracker, app, loop, request_restart, session)
+                reloader = _start_reloading(
+                    config, server, tracker, app, loop, request_restart, session
+                )
             except OSError:
                 server.shutdown()
                 server.close()
                 return EXIT_ERROR
             # The static pass runs beside serving, not before it: start-up stays as fast as
             # without.
-            loop.run_in_executor(None, _initial_scan, tracker.engine)
+            reloader.initial_scan = loop.run_in_executor(
+                None, _initial_scan, tracker.engine, reloader
+            )
         logger.info("serving %s (%s, press CTRL+C to quit)", server.url, interface.upper())
 
     await stop.wait()

@@ -12,6 +12,10 @@
 //! more to come: a create, a deletion or a rename away (an editor's backup-then-write save
 //! starts by moving the file aside).
 //!
+//! Where the platform does not report a writer closing a file (FSEvents on macOS, kqueue; on
+//! Linux the `portable` feature: see watcher.rs), every event is a `push`, and a batch goes once
+//! the quiet window has passed without events.
+//!
 //! Time is passed in rather than read, so the state machine is tested without sleeping.
 
 use std::collections::HashSet;

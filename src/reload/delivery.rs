@@ -1,7 +1,7 @@
 //! Change batches from the watcher thread to the event loop, without the GIL on the watcher
-//! thread (see server/wake_fd.rs): waiting for it would delay a reload, and a watcher thread
+//! thread (see crate::wake_fd): waiting for it would delay a reload, and a watcher thread
 //! descheduled while holding it would stall every request. The watcher queues the batch and
-//! pokes an eventfd; the loop thread hands what is queued to the reloader.
+//! pokes a wake-up fd; the loop thread hands what is queued to the reloader.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use pyo3::prelude::*;
 
 use super::content_hash::{Change, ChangeKind};
-use crate::server::log::{self, Level};
-use crate::server::wake_fd::WakeFd;
+use crate::log::{self, Level};
+use crate::wake_fd::WakeFd;
 
 pub struct Outbox {
     pending: Mutex<Vec<Change>>,
@@ -44,7 +44,7 @@ impl Outbox {
     }
 }
 
-/// Registered with `loop.add_reader` on the outbox's eventfd: calls
+/// Registered with `loop.add_reader` on the outbox's wake-up fd: calls
 /// `callback([(path, "modified" | "deleted"), ...])`.
 #[pyclass(frozen, module = "hmr_serve._core")]
 pub struct Deliver {

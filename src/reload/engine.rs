@@ -16,8 +16,8 @@ use super::content_hash::ContentHashes;
 use super::delivery::{Deliver, Outbox};
 use super::filter::DataFiles;
 use super::graph::ImportGraph;
-use super::static_imports::{ImportRef, parse_imports};
-use super::static_reads::{ModuleReads, NameReads, parse_reads};
+use super::static_imports::{ImportRef, imports_of_suite, parse_source};
+use super::static_reads::{ModuleReads, NameReads, reads_of_suite};
 use super::watcher::{WatchConfig, Watcher};
 
 #[pyclass(frozen, module = "hmr_serve._core")]
@@ -246,12 +246,13 @@ impl ReloadEngine {
                     seen.insert(path.clone(), hash);
                     parsed += 1;
                     let source = String::from_utf8_lossy(&bytes);
-                    match parse_imports(&source, &name, is_package) {
-                        Ok(imports) => {
-                            let reads = parse_reads(&source, &name, is_package)
-                                .ok()
-                                .map(|reads| with_import_entries(reads, &imports));
-                            results.push((name, imports, reads));
+                    match parse_source(&source) {
+                        Ok(parsed) => {
+                            let suite = parsed.suite();
+                            let imports = imports_of_suite(suite, &name, is_package);
+                            let reads = reads_of_suite(suite, &name, is_package);
+                            let reads = with_import_entries(reads, &imports);
+                            results.push((name, imports, Some(reads)));
                         }
                         Err(err) => errors.push((name, err)),
                     }
@@ -297,6 +298,11 @@ impl ReloadEngine {
             module_reads.dynamic,
         );
         Ok(Some(tuple.into_pyobject(py)?.into_any()))
+    }
+
+    /// The modules whose reads are known.
+    fn parsed_modules(&self) -> Vec<String> {
+        lock(&self.reads).keys().cloned().collect()
     }
 
     /// Modules whose reads changed (parsed anew, or gone) since the last call.

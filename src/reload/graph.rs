@@ -330,11 +330,10 @@ impl ImportGraph {
         seen
     }
 
-    fn order_of(&self, name: &str) -> (u64, String) {
-        (
-            self.modules.get(name).map_or(u64::MAX, |m| m.order),
-            name.to_owned(),
-        )
+    /// A sort key: the original import order, then the name (no allocation: sorts of large
+    /// closures compare it often).
+    fn order_of<'n>(&self, name: &'n str) -> (u64, &'n str) {
+        (self.modules.get(name).map_or(u64::MAX, |m| m.order), name)
     }
 
     /// The import cycles (strongly connected components) of `members`, dependencies before their
@@ -343,7 +342,7 @@ impl ImportGraph {
     /// depends on; roots and edges are visited in original order so the result is stable.
     fn components(&self, members: &HashSet<String>) -> Vec<Vec<String>> {
         let mut sorted: Vec<&String> = members.iter().collect();
-        sorted.sort_by_key(|name| self.order_of(name));
+        sorted.sort_by_cached_key(|name| self.order_of(name));
         let deps: HashMap<&str, Vec<String>> = sorted
             .iter()
             .map(|name| {
@@ -352,7 +351,7 @@ impl ImportGraph {
                     .into_iter()
                     .filter(|dep| members.contains(dep))
                     .collect();
-                d.sort_by_key(|dep| self.order_of(dep));
+                d.sort_by(|a, b| self.order_of(a).cmp(&self.order_of(b)));
                 (name.as_str(), d)
             })
             .collect();
@@ -414,7 +413,7 @@ impl ImportGraph {
         }
         let mut components = tarjan.components;
         for component in &mut components {
-            component.sort_by_key(|name| self.order_of(name));
+            component.sort_by(|a, b| self.order_of(a).cmp(&self.order_of(b)));
         }
         components
     }

@@ -8,6 +8,7 @@ pub mod engine;
 pub mod filter;
 pub mod gate;
 pub mod graph;
+pub mod project_map;
 pub mod static_imports;
 pub mod static_reads;
 pub mod watchdog;

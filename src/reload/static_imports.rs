@@ -4,9 +4,10 @@
 
 use ruff_python_ast::visitor::{Visitor, walk_expr, walk_stmt};
 use ruff_python_ast::{
-    Arguments, Expr, ExprAttribute, ExprCall, ExprName, Number, Stmt, StmtFunctionDef, StmtIf,
-    StmtImportFrom, UnaryOp,
+    Arguments, Expr, ExprAttribute, ExprCall, ExprName, ModModule, Number, Stmt, StmtFunctionDef,
+    StmtIf, StmtImportFrom, UnaryOp,
 };
+use ruff_python_parser::Parsed;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportRef {
@@ -25,23 +26,34 @@ pub fn parse_imports(
     module_name: &str,
     is_package: bool,
 ) -> Result<Vec<ImportRef>, String> {
-    let parsed = ruff_python_parser::parse_module(source).map_err(|err| {
+    let parsed = parse_source(source)?;
+    Ok(imports_of_suite(parsed.suite(), module_name, is_package))
+}
+
+/// Parses a module once so that several passes (imports, reads) can share the tree.
+/// Errors: a syntax error gives Err with a short message ("line N: ...").
+pub fn parse_source(source: &str) -> Result<Parsed<ModModule>, String> {
+    ruff_python_parser::parse_module(source).map_err(|err| {
         let line = line_of(source, err.location.start().to_usize());
         format!("line {line}: {}", err.error)
-    })?;
+    })
+}
+
+/// [`parse_imports`] on an already parsed module body.
+pub fn imports_of_suite(suite: &[Stmt], module_name: &str, is_package: bool) -> Vec<ImportRef> {
     let mut collector = Collector {
         module_name,
         package: current_package(module_name, is_package),
         lazy: false,
         refs: Vec::new(),
     };
-    collector.visit_body(parsed.suite());
-    Ok(collector.refs)
+    collector.visit_body(suite);
+    collector.refs
 }
 
 /// The package that relative imports are resolved against (`__package__` at run time); `None`
 /// for a top-level plain module, where every relative import fails.
-fn current_package(module_name: &str, is_package: bool) -> Option<&str> {
+pub(crate) fn current_package(module_name: &str, is_package: bool) -> Option<&str> {
     if module_name.is_empty() {
         None
     } else if is_package {
@@ -53,7 +65,7 @@ fn current_package(module_name: &str, is_package: bool) -> Option<&str> {
 
 /// Same algorithm as `importlib._bootstrap._resolve_name`, returning `None` where Python raises
 /// "attempted relative import beyond top-level package".
-fn resolve_relative(package: Option<&str>, level: usize, rest: &str) -> Option<String> {
+pub(crate) fn resolve_relative(package: Option<&str>, level: usize, rest: &str) -> Option<String> {
     let package = package.filter(|p| !p.is_empty())?;
     debug_assert!(level >= 1);
     let mut base = package;
@@ -69,7 +81,7 @@ fn resolve_relative(package: Option<&str>, level: usize, rest: &str) -> Option<S
 
 /// Names coming from string literals are unchecked by the parser; junk such as `"a..b"` or
 /// `"foo/bar"` would otherwise become bogus graph nodes.
-fn is_dotted_name(name: &str) -> bool {
+pub(crate) fn is_dotted_name(name: &str) -> bool {
     !name.is_empty()
         && name.split('.').all(|part| {
             let mut chars = part.chars();
@@ -98,7 +110,7 @@ fn is_type_checking(expr: &Expr) -> bool {
     }
 }
 
-enum Guard {
+pub(crate) enum Guard {
     /// `if TYPE_CHECKING:` — the body never runs.
     TypeChecking,
     /// `if not TYPE_CHECKING:` — the body always runs and every later branch never does.
@@ -106,7 +118,7 @@ enum Guard {
     Other,
 }
 
-fn guard_of(test: &Expr) -> Guard {
+pub(crate) fn guard_of(test: &Expr) -> Guard {
     match test {
         _ if is_type_checking(test) => Guard::TypeChecking,
         Expr::UnaryOp(op) if op.op == UnaryOp::Not && is_type_checking(&op.operand) => {
@@ -116,14 +128,15 @@ fn guard_of(test: &Expr) -> Guard {
     }
 }
 
-fn string_literal(expr: &Expr) -> Option<&str> {
+pub(crate) fn string_literal(expr: &Expr) -> Option<&str> {
     match expr {
         Expr::StringLiteral(lit) => Some(lit.value.to_str()),
         _ => None,
     }
 }
 
-enum DynamicImport {
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum DynamicImport {
     ImportModule,
     DunderImport,
 }
@@ -233,77 +246,80 @@ impl<'s> Collector<'s> {
         let Some(kind) = dynamic_import_kind(&call.func) else {
             return;
         };
-        let args = &call.arguments;
-        let Some(name) = args.find_argument_value("name", 0).and_then(string_literal) else {
+        let Some((module, names)) =
+            dynamic_import_target(kind, &call.arguments, self.module_name, self.package)
+        else {
             return;
-        };
-        let (module, names) = match kind {
-            DynamicImport::ImportModule => {
-                let level = name.bytes().take_while(|&b| b == b'.').count();
-                if level == 0 {
-                    (name.to_owned(), Vec::new())
-                } else {
-                    let Some(package) = args
-                        .find_argument_value("package", 1)
-                        .and_then(|p| self.package_argument(p))
-                    else {
-                        return;
-                    };
-                    let Some(module) = resolve_relative(Some(package), level, &name[level..])
-                    else {
-                        return;
-                    };
-                    (module, Vec::new())
-                }
-            }
-            DynamicImport::DunderImport => {
-                let level = match args.find_argument_value("level", 4) {
-                    None => 0,
-                    Some(Expr::NumberLiteral(lit)) => match &lit.value {
-                        Number::Int(int) => match int.as_usize() {
-                            Some(level) => level,
-                            None => return,
-                        },
-                        _ => return,
-                    },
-                    Some(_) => return,
-                };
-                let module = if level == 0 {
-                    name.to_owned()
-                } else {
-                    // `__import__` resolves against the caller's globals, i.e. this module.
-                    match resolve_relative(self.package, level, name) {
-                        Some(module) => module,
-                        None => return,
-                    }
-                };
-                (module, fromlist(args))
-            }
         };
         if is_dotted_name(&module) {
             self.push(module, names, false);
         }
     }
+}
 
-    /// The `package=` argument of `import_module`, when it is statically known.
-    fn package_argument<'e>(&self, expr: &'e Expr) -> Option<&'e str>
-    where
-        's: 'e,
-    {
-        match expr {
-            Expr::StringLiteral(lit) => Some(lit.value.to_str()),
-            // `import_module` takes `package` literally, so `__name__` in a plain module
-            // resolves `.x` under the module itself, exactly as Python would.
-            Expr::Name(ExprName { id, .. }) if id.as_str() == "__name__" => Some(self.module_name),
-            Expr::Name(ExprName { id, .. }) if id.as_str() == "__package__" => self.package,
-            Expr::Attribute(ExprAttribute { value, attr, .. })
-                if attr.as_str() == "parent"
-                    && matches!(&**value, Expr::Name(ExprName { id, .. }) if id.as_str() == "__spec__") =>
-            {
-                self.package
+/// The module a call of `importlib.import_module` or `__import__` names, resolved as Python
+/// would, with the literal names of `__import__`'s `fromlist`; `None` when it is not statically
+/// known (a non-literal name, level or package, or a relative import above the top level).
+pub(crate) fn dynamic_import_target(
+    kind: DynamicImport,
+    args: &Arguments,
+    module_name: &str,
+    package: Option<&str>,
+) -> Option<(String, Vec<String>)> {
+    let name = args
+        .find_argument_value("name", 0)
+        .and_then(string_literal)?;
+    match kind {
+        DynamicImport::ImportModule => {
+            let level = name.bytes().take_while(|&b| b == b'.').count();
+            if level == 0 {
+                return Some((name.to_owned(), Vec::new()));
             }
-            _ => None,
+            let package = args
+                .find_argument_value("package", 1)
+                .and_then(|p| package_argument(p, module_name, package))?;
+            let module = resolve_relative(Some(package), level, &name[level..])?;
+            Some((module, Vec::new()))
         }
+        DynamicImport::DunderImport => {
+            let level = match args.find_argument_value("level", 4) {
+                None => 0,
+                Some(Expr::NumberLiteral(lit)) => match &lit.value {
+                    Number::Int(int) => int.as_usize()?,
+                    _ => return None,
+                },
+                Some(_) => return None,
+            };
+            let module = if level == 0 {
+                name.to_owned()
+            } else {
+                // `__import__` resolves against the caller's globals, i.e. this module.
+                resolve_relative(package, level, name)?
+            };
+            Some((module, fromlist(args)))
+        }
+    }
+}
+
+/// The `package=` argument of `import_module`, when it is statically known.
+fn package_argument<'e>(
+    expr: &'e Expr,
+    module_name: &'e str,
+    package: Option<&'e str>,
+) -> Option<&'e str> {
+    match expr {
+        Expr::StringLiteral(lit) => Some(lit.value.to_str()),
+        // `import_module` takes `package` literally, so `__name__` in a plain module
+        // resolves `.x` under the module itself, exactly as Python would.
+        Expr::Name(ExprName { id, .. }) if id.as_str() == "__name__" => Some(module_name),
+        Expr::Name(ExprName { id, .. }) if id.as_str() == "__package__" => package,
+        Expr::Attribute(ExprAttribute { value, attr, .. })
+            if attr.as_str() == "parent"
+                && matches!(&**value, Expr::Name(ExprName { id, .. }) if id.as_str() == "__spec__") =>
+        {
+            package
+        }
+        _ => None,
     }
 }
 

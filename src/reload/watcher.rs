@@ -17,7 +17,7 @@ use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 use super::content_hash::{Change, ContentHashes};
 use super::debounce::Debouncer;
 use super::filter::{DataFiles, PathFilter};
-use crate::server::log::{self, Level};
+use crate::log::{self, Level};
 
 pub struct WatchConfig {
     pub roots: Vec<PathBuf>,
@@ -32,6 +32,11 @@ pub struct WatchConfig {
 }
 
 pub type OnBatch = Box<dyn Fn(Vec<Change>) + Send + 'static>;
+
+/// Whether the platform says when a writer closed a file (inotify's IN_CLOSE_WRITE), which tells
+/// a complete save from a half-written file. FSEvents (macOS) and kqueue do not; there, and on
+/// Linux with the `portable` feature, every event waits out the quiet window (see debounce.rs).
+const CLOSE_WRITE_EVENTS: bool = cfg!(all(target_os = "linux", not(feature = "portable")));
 
 enum Message {
     Notify(notify::Result<Event>),
@@ -64,9 +69,11 @@ impl Watcher {
                     root.display()
                 ));
             }
-            // Absolute because notify reports paths under the spelling it was given, and the
-            // filter and the hash memory work on absolute paths.
-            let root = std::path::absolute(root)
+            // Canonical because module paths are (the import tracker records real paths), and
+            // the watcher must report paths under the same spelling: inotify reports them under
+            // the spelling it was given, FSEvents under the real one (on macOS /tmp and /var
+            // are links to /private/...), which notify then matches against the canonical root.
+            let root = std::fs::canonicalize(root)
                 .map_err(|e| format!("cannot watch {}: {e}", root.display()))?;
             if open {
                 open_roots.push(root.clone());
@@ -190,8 +197,9 @@ impl Loop {
         // Reads (including this watcher's own hash checks) change nothing; reacting to them
         // would loop. Nor do metadata changes (a touch): reacting to one would read the file
         // while a writer may be about to truncate it, and remember that half-written state.
+        let close_write = event.kind == EventKind::Access(AccessKind::Close(AccessMode::Write));
         match event.kind {
-            EventKind::Access(kind) if kind != AccessKind::Close(AccessMode::Write) => return,
+            EventKind::Access(_) if !(close_write && CLOSE_WRITE_EVENTS) => return,
             EventKind::Modify(ModifyKind::Metadata(_)) => return,
             _ => {}
         }
@@ -200,6 +208,10 @@ impl Loop {
         let last = event.paths.len().saturating_sub(1);
         for (index, path) in event.paths.into_iter().enumerate() {
             if !self.is_candidate(&path) {
+                continue;
+            }
+            if !CLOSE_WRITE_EVENTS {
+                self.debouncer.push(path, now);
                 continue;
             }
             match event.kind {
@@ -313,6 +325,7 @@ mod tests {
         _watcher: Watcher,
         batches: Receiver<Vec<Change>>,
         hashes: ContentHashes,
+        root: PathBuf,
         dir: tempfile::TempDir,
     }
 
@@ -328,16 +341,18 @@ mod tests {
             excludes: Vec<String>,
         ) -> Self {
             let dir = tempfile::tempdir().unwrap();
+            // Batches name real paths (the temporary directory is under a link on macOS).
+            let root = fs::canonicalize(dir.path()).unwrap();
             let hashes = ContentHashes::default();
             for (name, content) in files {
-                let path = dir.path().join(name);
+                let path = root.join(name);
                 fs::create_dir_all(path.parent().unwrap()).unwrap();
                 fs::write(&path, content).unwrap();
                 hashes.seed(&path).unwrap();
             }
             let (tx, batches) = mpsc::channel();
             let config = WatchConfig {
-                roots: vec![dir.path().to_path_buf()],
+                roots: vec![root.clone()],
                 open_roots: vec![],
                 includes,
                 excludes,
@@ -354,6 +369,7 @@ mod tests {
             )
             .unwrap();
             Self {
+                root,
                 dir,
                 hashes,
                 batches,
@@ -362,7 +378,7 @@ mod tests {
         }
 
         fn path(&self, name: &str) -> PathBuf {
-            self.dir.path().join(name)
+            self.root.join(name)
         }
 
         fn next(&self) -> Vec<Change> {
@@ -435,6 +451,36 @@ mod tests {
         fs::write(h.path("app.py"), "x = 2\n").unwrap();
         assert_eq!(h.next(), vec![modified(h.path("app.py"))]);
         h.assert_quiet();
+    }
+
+    #[test]
+    fn a_root_named_through_a_link_reports_real_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = fs::canonicalize(dir.path()).unwrap().join("real");
+        fs::create_dir(&real).unwrap();
+        fs::write(real.join("app.py"), "x = 1\n").unwrap();
+        let hashes = ContentHashes::default();
+        hashes.seed(&real.join("app.py")).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let (tx, batches) = mpsc::channel();
+        let config = WatchConfig {
+            roots: vec![link.clone()],
+            open_roots: vec![],
+            includes: vec![],
+            excludes: vec![],
+            quiet: Duration::from_millis(5),
+            max_wait: Duration::from_millis(50),
+            data_files: DataFiles::default(),
+        };
+        let on_batch = Box::new(move |batch| {
+            let _ = tx.send(batch);
+        });
+        let _watcher = Watcher::start(config, hashes, on_batch).unwrap();
+        fs::write(link.join("app.py"), "x = 2\n").unwrap();
+        // The spelling the import tracker records for the module, so the reload finds it.
+        let batch = batches.recv_timeout(ARRIVES).expect("no batch within 5 s");
+        assert_eq!(batch, vec![modified(real.join("app.py"))]);
     }
 
     #[test]

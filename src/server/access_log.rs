@@ -9,8 +9,8 @@ use http::{Request, Response, Version};
 use tower::{Layer, Service};
 
 use super::conn_info::ConnInfo;
-use super::log::{self, Access, Level};
 use super::proxy_headers::Forwarded;
+use crate::log::{self, Access, Level};
 
 #[derive(Clone)]
 pub struct AccessLogLayer {

@@ -25,9 +25,9 @@ use super::conn_io::{self, ConnIo, Leftover};
 use super::graceful::{GracefulShutdown, Watcher};
 use super::http_versions::{ConnBuilder, HttpVersions, Options};
 use super::limits::{self, ConnState, Limits, Shared};
-use super::log::{self, Level};
 use super::service::StackConfig;
 use super::tls;
+use crate::log::{self, Level};
 
 /// On a restart, how long connections get to send one more request (answered with
 /// `Connection: close`) before the idle ones are closed. A client that sends on a keep-alive

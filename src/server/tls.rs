@@ -12,7 +12,7 @@ use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::crypto::ring;
 use tokio_rustls::server::TlsStream;
 
-use super::log::{self, Level};
+use crate::log::{self, Level};
 
 /// A client that opens a connection and never finishes the handshake must not hold a task
 /// (and a graceful-shutdown slot) forever.

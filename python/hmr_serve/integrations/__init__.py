@@ -67,6 +67,7 @@ class Integration:
 # (framework package, integration module) in the order they run.
 _KNOWN = (
     ("django", "hmr_serve.integrations.django"),
+    ("wagtail", "hmr_serve.integrations.wagtail"),
     ("flask", "hmr_serve.integrations.flask"),
     ("starlette", "hmr_serve.integrations.starlette"),
     ("sqlalchemy", "hmr_serve.integrations.sqlalchemy"),

@@ -16,10 +16,11 @@ render reads it, without re-executing any module.
 
 from __future__ import annotations
 
-import gc
+import contextlib
+import functools
 import os
 import sys
-from collections.abc import Iterable
+import weakref
 from typing import Any
 
 from hmr_serve.integrations import Integration
@@ -62,6 +63,30 @@ class FlaskIntegration(Integration):
 
     def __init__(self) -> None:
         self._saved: list[tuple[Any, dict[str, Any]]] = []
+        # Every app's Jinja environment, as it is made (a cached property, made at the first
+        # render): a template change then never has to search the heap for apps.
+        self._environments: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._watch_environments()
+
+    def _watch_environments(self) -> None:
+        from flask import Flask
+
+        environments = self._environments
+        for app in self._scaffolds()[0]:  # apps that rendered while their module imported
+            if "jinja_env" in app.__dict__:
+                environments.add(app.__dict__["jinja_env"])
+        original = Flask.create_jinja_environment
+        if getattr(original, "_hmr_serve", False):
+            original = original.__wrapped__  # a previous integration's wrapper
+
+        @functools.wraps(original)
+        def create_jinja_environment(app: Any) -> Any:
+            environment = original(app)
+            environments.add(environment)
+            return environment
+
+        create_jinja_environment._hmr_serve = True  # type: ignore[attr-defined]
+        Flask.create_jinja_environment = create_jinja_environment  # type: ignore[method-assign]
 
     # -- objects that outlive the reload ---------------------------------------------------------
 
@@ -227,13 +252,30 @@ class FlaskIntegration(Integration):
 
     # -- templates -------------------------------------------------------------------------------
 
-    @staticmethod
-    def _live_apps() -> Iterable[Any]:
-        """Every Flask app in the process, the ones a factory built included (no module holds
-        them); only searched when a template changed."""
-        from flask import Flask
-
-        return [obj for obj in gc.get_objects() if issubclass(type(obj), Flask)]
+    def files_changed(self, paths: list[str]) -> str | None:
+        """Drops the changed templates from every Jinja environment's cache. Templates that
+        extend, include or import a changed one look it up at each render, so the rest of the
+        cache stays valid and the next page compiles only what changed."""
+        real = {os.path.realpath(p) for p in paths}
+        names = {os.path.basename(p) for p in real}
+        handled = False
+        for environment in list(self._environments):
+            app = getattr(environment, "app", None)
+            cache = environment.cache
+            if app is None or cache is None:
+                continue
+            dirs = tuple(self._template_dirs(app))
+            if not any(path.startswith(dirs) for path in real):
+                continue
+            handled = True
+            for key, template in list(cache.items()):
+                filename = getattr(template, "filename", None)
+                if not isinstance(filename, str) or (
+                    os.path.basename(filename) in names and os.path.realpath(filename) in real
+                ):
+                    with contextlib.suppress(KeyError):  # LRUCache has no pop()
+                        del cache[key]
+        return "template caches cleared" if handled else None
 
     @staticmethod
     def _template_dirs(app: Any) -> list[str]:
@@ -244,19 +286,6 @@ class FlaskIntegration(Integration):
             if folder and root:
                 dirs.append(os.path.join(os.path.realpath(os.path.join(root, folder)), ""))
         return dirs
-
-    def files_changed(self, paths: list[str]) -> bool:
-        real = [os.path.realpath(p) for p in paths]
-        handled = False
-        for app in self._live_apps():
-            env = app.__dict__.get("jinja_env")  # a cached property: absent until first render
-            if env is None or env.cache is None:
-                continue
-            dirs = tuple(self._template_dirs(app))
-            if any(path.startswith(dirs) for path in real):
-                env.cache.clear()
-                handled = True
-        return handled
 
     def watch_patterns(self) -> list[str]:
         return ["**/templates/**"]

@@ -29,7 +29,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from hmr_serve.integrations import Integration
+from hmr_serve.integrations import Integration, import_chain
 
 
 def _registries() -> list[Any]:
@@ -67,15 +67,26 @@ class SQLAlchemyIntegration(Integration):
     # -- restart ---------------------------------------------------------------------------------
 
     def restart_reason(self, modules: list[str], paths: list[str]) -> str | None:
-        closure = set(modules)
-        inside_tables: set[Any] = set()
+        problem = self._partial_mapping(set(modules))
+        if problem is None:
+            return None
+        rerun, why = problem
+        return (
+            f"{import_chain.describe(rerun, modules, paths)}: {why}; "
+            "SQLAlchemy mappings cannot be hot-reloaded in part"
+        )
+
+    def _partial_mapping(self, closure: set[str]) -> tuple[str, str] | None:
+        """A re-running mapped class tied to one that stays: the re-running module it is in,
+        and how they are tied."""
+        inside_tables: dict[Any, Any] = {}
         outside: list[Any] = []
         inside: list[Any] = []
         for registry in _registries():
             for mapper in _mappers(registry):
                 if mapper.class_.__module__ in closure:
                     inside.append(mapper)
-                    inside_tables.add(mapper.local_table)
+                    inside_tables.setdefault(mapper.local_table, mapper.class_)
                 else:
                     outside.append(mapper)
         if not inside:
@@ -83,31 +94,22 @@ class SQLAlchemyIntegration(Integration):
         inside_classes = {m.class_ for m in inside}
         for mapper in outside:
             if mapper.inherits is not None and mapper.inherits.class_ in inside_classes:
-                return self._reason(mapper, mapper.inherits.class_, "inherits from")
+                return _tied(mapper.inherits.class_, mapper.class_, "inherits from it")
             for target in self._related(mapper):
                 if target in inside_classes:
-                    return self._reason(mapper, target, "has a relationship to")
-            for fk in self._foreign_keys(mapper):
-                if fk in inside_tables:
-                    return self._reason(mapper, fk, "has a foreign key to")
+                    return _tied(target, mapper.class_, "has a relationship to it")
+            for table in self._foreign_keys(mapper):
+                if table in inside_tables:
+                    return _tied(inside_tables[table], mapper.class_, "has a foreign key to it")
         outside_classes = {m.class_ for m in outside}
         for mapper in inside:
             if mapper.inherits is not None and mapper.inherits.class_ in outside_classes:
                 # The base class keeps the subclass in its polymorphic map.
-                return self._reason(mapper, mapper.inherits.class_, "inherits from")
+                return _tied(mapper.class_, mapper.inherits.class_, "is its base class")
             for target in self._related(mapper):
                 if target in outside_classes:
-                    return self._reason(mapper, target, "has a relationship to")
+                    return _tied(mapper.class_, target, "it has a relationship to")
         return None
-
-    @staticmethod
-    def _reason(mapper: Any, target: Any, how: str) -> str:
-        cls = mapper.class_
-        name = getattr(target, "__name__", None) or getattr(target, "name", target)
-        return (
-            f"{cls.__module__}.{cls.__name__} {how} {name} across the modules being reloaded: "
-            "SQLAlchemy mappings cannot be hot-reloaded in part"
-        )
 
     @staticmethod
     def _related(mapper: Any) -> Iterator[Any]:
@@ -233,6 +235,16 @@ class SQLAlchemyIntegration(Integration):
                 metadata.tables._insert_item(key, table)
             metadata._fk_memos.clear()
             metadata._fk_memos.update(fk_memos)
+
+
+def _tied(rerun: Any, stays: Any, how: str) -> tuple[str, str]:
+    """(the re-running class's module, "Group re-runs, but GroupExport (app.exports), which has
+    a relationship to it, does not")."""
+    return (
+        rerun.__module__,
+        f"{rerun.__name__} re-runs, but {stays.__name__} ({stays.__module__}), which {how}, "
+        "does not",
+    )
 
 
 def integration() -> Integration:

@@ -12,9 +12,10 @@ either; its functions are still patched so tracebacks show the new line numbers.
 The new source is compiled, and its code objects are matched to the old source's by qualified
 name (built by walking `co_consts`: `co_qualname` is 3.11+), then to the live functions whose
 `__code__` equals the old one: top-level functions, methods (static, class, property accessors,
-`functools.cached_property`/`partialmethod`) of the module's classes, through `__wrapped__`
-chains. Any changed code object without a live function, with other free variables, or of
-another kind (sync/async/generator), and the edit takes the normal reload.
+`functools.cached_property`/`partialmethod`, the functions other descriptors hold such as
+Django's `classproperty`) of the module's classes, through `__wrapped__` chains. Any changed
+code object without a live function, with other free variables, or of another kind
+(sync/async/generator), and the edit takes the normal reload.
 
 When the new code could have been called while some module imported, that module holds a value
 the old code computed, and a fresh process would hold the new one: then the normal reload runs.
@@ -22,17 +23,21 @@ The rule is static and conservative. T, the changed names, starts with every top
 whose body changed and, for a changed method, its attribute name, plus its class's name when the
 method is a dunder or the class name is used at import time anywhere below. T grows by every
 function (and, by the same rule, method) in the changed modules or their transitive importers
-whose body reads a name in T, until nothing is added. If any of these modules reads a name in T
-outside function bodies (module-level statements, class bodies, decorators, defaults,
-annotations, lambdas), by name, through a `from m import x as y` alias (names a
-`from m import *` brings keep their own), or as an attribute `.x`, or if T holds the app
-factory's name (the server calls it once to build the app), the edit takes the normal reload.
+whose body reads a name in T, until nothing is added (a module whose source text holds no name
+of T, nor the class of a changed method, can neither read T nor add to it, so it is never
+parsed: the first edit of a module with hundreds of importers reads the few that mention it).
+If any of these modules reads a name in T outside function bodies (module-level statements,
+class bodies, decorators, defaults, annotations, lambdas), by name, through a
+`from m import x as y` alias (names a `from m import *` brings keep their own), or as an
+attribute `.x`, or if T holds the app factory's name (the server calls it once to build the
+app), the edit takes the normal reload.
 Lifespan startup code that called a changed function keeps what it computed, as it does after
 a normal reload. A cached function (with `cache_clear`, such as `functools.lru_cache`) whose
 name is in T has its cache cleared: a fresh process would compute the value anew. Calls the
 names cannot show (`getattr` with a computed string, a framework calling a method while a class
 is created) are outside the rule; the class-name part covers the usual one, an instance made at
-import time.
+import time. A function in T that a framework called once and keeps the result of
+(integrations/run_once.py: Wagtail's menu and URL hooks) sends the edit to the normal reload too.
 
 The patch is applied with the gate closed and undone completely if any step fails.
 """
@@ -47,6 +52,7 @@ import types
 from dataclasses import dataclass, field
 from typing import Any
 
+from hmr_serve.integrations import run_once
 from hmr_serve.logs import logger
 from hmr_serve.reload import body_diff, identity
 
@@ -150,6 +156,9 @@ def _live_functions(module: types.ModuleType, name: str) -> list[tuple[types.Fun
                 for attr in list(vars(value).values()):
                     add(attr, attr, depth + 1)
             return
+        elif hasattr(type(value), "__get__"):  # another descriptor (Django's classproperty)
+            for _, function in identity.held_functions(value):
+                add(function, function, depth + 1)
         wrapped = _safe_getattr(value, "__wrapped__")
         if wrapped is not None:
             add(wrapped, outer, depth + 1)
@@ -332,32 +341,65 @@ def _plan(engine: Any, changed: list[str], called_at_start: frozenset[str]) -> P
         result.sources.append((path, new_source))
 
     if qualnames:
-        closure = engine.closure(list(changed))
-        everyone = []
-        for member in closure:
+        sources: dict[str, tuple[bytes, str]] = {}
+        for member in engine.closure(list(changed)):
             module = sys.modules.get(member)
             if module is None:
                 continue
             if member in new_sources:
-                everyone.append(_uses(member, new_sources[member], ""))
-                continue
-            path, source = _source_of(engine, module)
-            everyone.append(_uses(member, source, path))
-        names, import_time = _changed_names(qualnames, everyone)
+                sources[member] = (new_sources[member], "")
+            else:
+                path, source = _source_of(engine, module)
+                sources[member] = (source, path)
+        names, import_time, read = _changed_names_in(qualnames, sources)
         result.names = frozenset(names)
         used = names & (import_time | called_at_start)
         if used:
             raise _Fallback(f"{', '.join(sorted(used))} may run while a module imports")
-        for member in closure:
-            module = sys.modules.get(member)
-            if module is None:
-                continue
-            for value in list(vars(module).values()):
+        for function in run_once.marked():
+            if function.__name__ in names and function.__module__ in sources:
+                raise _Fallback(f"{function.__module__}.{function.__qualname__} ran once")
+        for member in read:
+            for value in list(vars(sys.modules[member]).values()):
                 if callable(_safe_getattr(value, "cache_clear")):
                     inner = inspect.unwrap(value) if hasattr(value, "__wrapped__") else None
                     if getattr(inner, "__name__", None) in names:
                         result.caches.append(value)
     return result
+
+
+def _changed_names_in(
+    qualnames: set[str], sources: dict[str, tuple[bytes, str]]
+) -> tuple[set[str], set[str], list[str]]:
+    """`_changed_names` over the closure, reading only the modules whose source mentions one of
+    the names that matter (T, and the classes of its methods) at all: a name a module reads is
+    in its text, so any other module adds nothing to T nor to the import-time uses of T. The
+    first edit of a module with hundreds of importers parses a few of them, not all. Returns
+    T, the import-time names of the modules read, and those modules."""
+    read: dict[str, body_diff.Uses] = {}
+    names, import_time = _changed_names(qualnames, [])
+    watched = {part for qualname in qualnames for part in qualname.split(".")}
+    while True:
+        words = [name.encode() for name in watched]
+        new = [m for m, (text, _) in sources.items() if m not in read and _mentions(text, words)]
+        if not new:
+            return names, import_time, list(read)
+        for member in new:
+            source, path = sources[member]
+            read[member] = _uses(member, source, path)
+        names, import_time = _changed_names(qualnames, list(read.values()))
+        classes = {
+            cls
+            for uses in read.values()
+            for function, enclosing, _ in uses.bodies
+            if function in names
+            for cls in enclosing
+        }
+        watched |= names | classes
+
+
+def _mentions(source: bytes, words: list[bytes]) -> bool:
+    return any(word in source for word in words)
 
 
 def apply(engine: Any, patch: Plan) -> None:

@@ -99,6 +99,9 @@ class Transaction:
     failure: ReloadFailed | None = None
     on_executed: Callable[[str, ModuleType], None] | None = None
     changes: dict[str, frozenset[str]] = field(default_factory=dict)
+    # Per module due to run, the modules due to run that it depends on through modules that
+    # are not (they must run first: nothing else would pull them in before it).
+    prerequisites: dict[str, list[str]] = field(default_factory=dict)
     # Updates made outside the modules' namespaces (integrations absorbing a change), undone
     # on rollback, last first.
     undo: list[Callable[[], None]] = field(default_factory=list)
@@ -159,6 +162,9 @@ class Transaction:
 
     def reexecute(self, name: str) -> None:
         self.pending.discard(name)
+        for first in self.prerequisites.get(name, ()):
+            if first in self.pending:
+                self.reexecute(first)
         module = sys.modules.get(name)
         if module is None:
             return  # never imported, or removed in this reload
@@ -331,18 +337,21 @@ def run(
     on_executed: Callable[[str, ModuleType], None] | None = None,
     timeout: float = 0,
     check: Callable[[Transaction], None] | None = None,
+    prerequisites: dict[str, list[str]] | None = None,
 ) -> Outcome:
     """Removes `deleted`, re-executes `order` (in the order its modules first started importing,
     each pulling in what it imports), then calls `finish` (which re-resolves the app); any
     failure rolls everything back and raises ReloadFailed. `on_executed(name, module)` hears of
     every module that ran. Past `timeout` seconds (0: none) the modules are interrupted and
     everything rolls back. `check(transaction)` runs once the modules ran, before `finish`: it
-    may raise NeedsMore (everything rolls back and it propagates) or add undo steps."""
+    may raise NeedsMore (everything rolls back and it propagates) or add undo steps.
+    `prerequisites[name]`: modules of `order` that must run before `name` does."""
     # Directory listings cached by the path finders may predate a file just created in the
     # same clock tick as the last listing (a module turned into a package, a new dependency).
     importlib.invalidate_caches()
     transaction = Transaction(engine, tracker, on_executed=on_executed)
     transaction.pending = set(order)
+    transaction.prerequisites = prerequisites or {}
     current = "<app>"
     tracker.before_import = transaction.before_import
     try:

@@ -129,27 +129,47 @@ def _top_level_definitions(body: list[ast.stmt]) -> Iterator[ast.stmt]:
         # Loop bodies are left alone: a `def` that runs several times makes several objects.
 
 
+def _hook_at(node: ast.stmt) -> ast.Name:
+    # On the `def` line, which no other decorator precedes: line numbers stay as they were.
+    return ast.Name(
+        id=HOOK,
+        ctx=ast.Load(),
+        lineno=node.lineno,
+        col_offset=node.col_offset,
+        end_lineno=node.lineno,
+        end_col_offset=node.col_offset,
+    )
+
+
+def _unique(definitions: list[ast.stmt]) -> Iterator[ast.stmt]:
+    counts = Counter(node.name for node in definitions)  # type: ignore[attr-defined]
+    return (node for node in definitions if counts[node.name] == 1)  # type: ignore[attr-defined]
+
+
+def _instrument_methods(cls: ast.ClassDef) -> int:
+    """Decorated methods get the hook too: a decorator that registers the function it sees (a
+    route, a signal receiver, a class-based view's endpoint) must see the object the class
+    keeps, as in a fresh process, where the two are one."""
+    instrumented = 0
+    for node in _unique(list(_top_level_definitions(cls.body))):
+        if isinstance(node, ast.ClassDef):
+            instrumented += _instrument_methods(node)
+        elif node.decorator_list:  # type: ignore[attr-defined]
+            node.decorator_list.append(_hook_at(node))  # type: ignore[attr-defined]
+            instrumented += 1
+    return instrumented
+
+
 def instrument(tree: ast.Module) -> int:
     """Adds the hook as innermost decorator of each top-level `def`/`class` whose name is
-    defined by exactly one statement (`@overload` stubs and if/else variants are left alone).
-    Returns how many statements got it."""
-    definitions = list(_top_level_definitions(tree.body))
-    counts = Counter(node.name for node in definitions)  # type: ignore[attr-defined]
+    defined by exactly one statement (`@overload` stubs and if/else variants are left alone),
+    and of the decorated methods in those classes. Returns how many statements got it."""
     instrumented = 0
-    for node in definitions:
-        if counts[node.name] != 1:  # type: ignore[attr-defined]
-            continue
-        # On the `def` line, which no other decorator precedes: line numbers stay as they were.
-        hook = ast.Name(
-            id=HOOK,
-            ctx=ast.Load(),
-            lineno=node.lineno,
-            col_offset=node.col_offset,
-            end_lineno=node.lineno,
-            end_col_offset=node.col_offset,
-        )
-        node.decorator_list.append(hook)  # type: ignore[attr-defined]
+    for node in _unique(list(_top_level_definitions(tree.body))):
+        node.decorator_list.append(_hook_at(node))  # type: ignore[attr-defined]
         instrumented += 1
+        if isinstance(node, ast.ClassDef):
+            instrumented += _instrument_methods(node)
     return instrumented
 
 
@@ -205,7 +225,8 @@ def _patch_function(
 
 def _pairs(old: Any, new: Any, depth: int = 0) -> Iterator[tuple[Any, Any]]:
     """Functions at the same place inside two class attributes (a method, the function of a
-    classmethod, a property's getter, what a functools wrapper wraps)."""
+    classmethod, a property's getter, what a functools wrapper wraps, what another descriptor
+    holds)."""
     if depth > 4 or old is None or new is None:
         return
     if isinstance(old, types.FunctionType) and isinstance(new, types.FunctionType):
@@ -220,10 +241,34 @@ def _pairs(old: Any, new: Any, depth: int = 0) -> Iterator[tuple[Any, Any]]:
             yield from _pairs(getattr(old, attr), getattr(new, attr), depth + 1)
     elif isinstance(old, (functools.cached_property, functools.partialmethod)):
         yield from _pairs(old.func, new.func, depth + 1)
-    else:
-        yield from _pairs(
-            getattr(old, "__wrapped__", None), getattr(new, "__wrapped__", None), depth + 1
-        )
+    elif hasattr(old, "__wrapped__"):
+        yield from _pairs(old.__wrapped__, getattr(new, "__wrapped__", None), depth + 1)
+    elif hasattr(type(old), "__get__"):
+        # Another kind of descriptor (Django's classproperty): the functions it holds.
+        for key, value in held_functions(old):
+            yield from _pairs(value, _own_attrs(new).get(key), depth + 1)
+
+
+def _own_attrs(obj: Any) -> dict[str, Any]:
+    attrs = getattr(obj, "__dict__", None)
+    return attrs if isinstance(attrs, dict) else {}
+
+
+def held_functions(obj: Any) -> list[tuple[str, types.FunctionType]]:
+    """The functions an object (a descriptor) holds as its own attributes."""
+    return [(k, v) for k, v in _own_attrs(obj).items() if isinstance(v, types.FunctionType)]
+
+
+def _unwrapped(value: Any) -> list[Any]:
+    """What a wrapper made by functools.wraps (lru_cache, most decorators) wraps, innermost
+    first: it carries the name of the function, which is at the end of the `__wrapped__` chain."""
+    chain = [value]
+    for _ in range(8):
+        wrapped = getattr(chain[-1], "__wrapped__", None)
+        if wrapped is None:
+            break
+        chain.append(wrapped)
+    return [c for c in reversed(chain) if "__wrapped__" not in getattr(c, "__dict__", {})]
 
 
 def _functions(value: Any) -> Iterator[types.FunctionType]:
@@ -445,7 +490,8 @@ class Patcher:
         self._undo: list[Callable[[], None]] = []
 
     def __call__(self, obj: Any) -> Any:
-        name = getattr(obj, "__name__", None)
+        # A method's hook receives `Class.method`: qualified names keep it apart from a function.
+        name = getattr(obj, "__qualname__", None)
         if not isinstance(name, str) or name in self.anchors:
             return obj
         result = obj
@@ -465,22 +511,13 @@ class Patcher:
     def _old(self, name: str, new: Any) -> Any:
         """The previous execution's object for this definition, if it is one of ours."""
         candidates = [self.previous.get(name)]
-        if isinstance(new, types.FunctionType):
-            kind: type = types.FunctionType
-            # A wrapper made by functools.wraps (lru_cache, most decorators) carries the name
-            # of the function it wraps: the function is at the end of the `__wrapped__` chain.
-            chain = [self.old_namespace.get(name)]
-            for _ in range(8):
-                wrapped = getattr(chain[-1], "__wrapped__", None)
-                if wrapped is None:
-                    break
-                chain.append(wrapped)
-            candidates += [
-                c for c in reversed(chain) if "__wrapped__" not in getattr(c, "__dict__", {})
-            ]
+        if "." in name:
+            candidates += self._old_methods(name)
+        elif isinstance(new, types.FunctionType):
+            candidates += _unwrapped(self.old_namespace.get(name))
         else:
-            kind = type
             candidates.append(self.old_namespace.get(name))
+        kind = types.FunctionType if isinstance(new, types.FunctionType) else type
         for candidate in candidates:
             if (
                 isinstance(candidate, kind)
@@ -490,11 +527,27 @@ class Patcher:
                 return candidate
         return None
 
+    def _old_methods(self, qualname: str) -> list[Any]:
+        """The functions the old class holds under a method's name, unwrapped."""
+        path = qualname.split(".")
+        owner = self.previous.get(path[0]) or self.old_namespace.get(path[0])
+        for part in path[1:-1]:
+            owner = _own_attrs(owner).get(part)
+        if not isinstance(owner, type):
+            return []
+        attr = owner.__dict__.get(path[-1])
+        return [inner for function in _functions(attr) for inner in _unwrapped(function)]
+
     def _function(self, name: str, new: types.FunctionType) -> Any:
         if new.__module__ != self.module or new.__qualname__ != name:
             return new
         old = self._old(name, new)
         if old is None or old is new:
+            return new
+        if "." in name and "__class__" in new.__code__.co_freevars:
+            # `super()` reads the cell of the class being made, the old function's cell holds
+            # the old class: only the new function is right if the class turns out replaced.
+            # The class takes it (`_merge`), so the decorator and the class still agree.
             return new
         if not _patchable(old, new):
             logger.debug(
@@ -575,7 +628,9 @@ class Patcher:
         ):
             if _patchable(current, value):
                 _patch_function(current, value, self._undo)
-                return current  # `Cls.method` stored anywhere stays the method
+                # `Cls.method` stored anywhere stays the method, unless a decorator was
+                # handed the new one: then what it registered and the class must agree.
+                return value if self.anchors.get(qualname) is value else current
             return value
         if (
             isinstance(current, type)

@@ -38,6 +38,9 @@ class _AllNames(frozenset):  # type: ignore[type-arg]
 
     __rand__ = __and__
 
+    def __ge__(self, other: Any) -> bool:
+        return True
+
     def __bool__(self) -> bool:
         return True
 
@@ -297,6 +300,15 @@ def predict(
                 unmatched[dump] -= 1
             else:
                 edited[index] = True
+        # A constant rewritten to an equal one (`B = 2` -> `B = 1 + 1`) changes nothing.
+        old_constants = _constants(old_tree)
+        new_constants = _constants(tree)
+        for index, stmt in enumerate(tree.body):
+            name = _constant_target(stmt)
+            if edited[index] and name is not None and name in old_constants:
+                if _same_constant(old_constants[name], new_constants.get(name)):
+                    edited[index] = False
+                    unmatched[_dump_of_constant(old_tree, name)] -= 1
         # Statements that went away: what they bound may now be gone or bound elsewhere.
         for stmt, dump in zip(old_tree.body, _dumps(old_tree), strict=True):
             if unmatched[dump] > 0:
@@ -346,6 +358,117 @@ def predict(
         elif affected or volatile:
             changed |= info.binds | (info.receivers - _BUILTINS)
     return frozenset(changed)
+
+
+_NO_CONSTANT = object()
+
+
+def _constant_target(stmt: ast.stmt) -> str | None:
+    """`NAME = <literal>` (or annotated): the name, else None."""
+    if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+        target, value = stmt.targets[0], stmt.value
+    elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+        target, value = stmt.target, stmt.value
+    else:
+        return None
+    if not isinstance(target, ast.Name) or _literal(value) is _NO_CONSTANT:
+        return None
+    return target.id
+
+
+_OPERATORS: dict[type, Any] = {
+    ast.Add: lambda a, b: a + b,
+    ast.Sub: lambda a, b: a - b,
+    ast.Mult: lambda a, b: a * b,
+    ast.Div: lambda a, b: a / b,
+    ast.FloorDiv: lambda a, b: a // b,
+    ast.Mod: lambda a, b: a % b,
+    ast.BitOr: lambda a, b: a | b,
+    ast.BitAnd: lambda a, b: a & b,
+    ast.BitXor: lambda a, b: a ^ b,
+}
+
+
+def _literal(node: ast.expr, depth: int = 0) -> Any:
+    """The value of an expression made only of literals and arithmetic on numbers, else
+    _NO_CONSTANT (never runs anything but int/float/str operators on small values)."""
+    if depth > 20:
+        return _NO_CONSTANT
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        operand = _literal(node.operand, depth + 1)
+        if isinstance(operand, (int, float)) and not isinstance(operand, bool):
+            return -operand if isinstance(node.op, ast.USub) else operand
+        return _NO_CONSTANT
+    if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
+        left, right = _literal(node.left, depth + 1), _literal(node.right, depth + 1)
+        numbers = all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and abs(x) < 2**64
+            for x in (left, right)
+        )
+        strings = isinstance(left, str) and isinstance(right, str) and type(node.op) is ast.Add
+        if numbers or strings:
+            try:
+                return _OPERATORS[type(node.op)](left, right)
+            except (ArithmeticError, TypeError, ValueError):
+                return _NO_CONSTANT
+        return _NO_CONSTANT
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        items = [_literal(item, depth + 1) for item in node.elts]
+        if any(item is _NO_CONSTANT for item in items):
+            return _NO_CONSTANT
+        kind = {ast.Tuple: tuple, ast.List: list, ast.Set: set}[type(node)]
+        try:
+            return kind(items)
+        except TypeError:
+            return _NO_CONSTANT
+    if isinstance(node, ast.Dict) and all(key is not None for key in node.keys):
+        keys = [_literal(key, depth + 1) for key in node.keys]  # type: ignore[arg-type]
+        values = [_literal(value, depth + 1) for value in node.values]
+        if any(item is _NO_CONSTANT for item in (*keys, *values)):
+            return _NO_CONSTANT
+        try:
+            return dict(zip(keys, values, strict=True))
+        except TypeError:
+            return _NO_CONSTANT
+    return _NO_CONSTANT
+
+
+def _constants(tree: ast.Module) -> dict[str, Any]:
+    """Names bound exactly once at top level, by a literal, with their values."""
+    counts = Counter(name for stmt in tree.body for name in _statements_binds(stmt))
+    found: dict[str, Any] = {}
+    for stmt in tree.body:
+        name = _constant_target(stmt)
+        if name is not None and counts[name] == 1:
+            found[name] = _literal(stmt.value)  # type: ignore[attr-defined]
+    return found
+
+
+def _statements_binds(stmt: ast.stmt) -> set[str]:
+    scanner = _Scanner("", None, {})
+    scanner.visit(stmt)
+    return scanner.out.binds
+
+
+def _same_constant(old: Any, new: Any) -> bool:
+    if type(old) is not type(new):
+        return False
+    if isinstance(old, (list, tuple, set, frozenset)):
+        return len(old) == len(new) and all(
+            _same_constant(a, b) for a, b in zip(old, new, strict=True)
+        )
+    if isinstance(old, dict):
+        return list(old) == list(new) and all(_same_constant(old[k], new[k]) for k in old)
+    try:
+        return bool(old == new)
+    except Exception:
+        return False
+
+
+def _dump_of_constant(tree: ast.Module, name: str) -> str:
+    return next(ast.dump(stmt) for stmt in tree.body if _constant_target(stmt) == name)
 
 
 def _plain_decorator(decorator: ast.expr) -> bool:

@@ -53,16 +53,32 @@ class Reads(NamedTuple):
     dynamic: bool
 
 
+_NOT_ANALYSED = Reads({}, {}, True, True)
+
+
+def _first(changes: Mapping[str, frozenset[str]]) -> str:
+    return next(module for module, names in changes.items() if names)
+
+
 class ReadsCache:
     """The static pass's reads, converted once per parse of each module."""
 
     def __init__(self, engine: Any) -> None:
         self.engine = engine
         self._cache: dict[str, Reads | None] = {}
+        # Equal summaries share one object (most importers of a settings module read the
+        # same names), so a decision made for one holds for the others.
+        self._interned: dict[Any, Reads] = {}
 
     def refresh(self) -> None:
         for name in self.engine.take_reparsed():
             self._cache.pop(name, None)
+
+    def warm(self) -> None:
+        """Converts every parsed module's reads now (start-up, off the event loop)."""
+        self.refresh()
+        for name in list(self.engine.parsed_modules()):
+            self.get(name)
 
     def get(self, name: str) -> Reads | None:
         try:
@@ -73,12 +89,20 @@ class ReadsCache:
         reads = None
         if raw is not None:
             import_time, call_time, own_code_runs, dynamic = raw
-            reads = Reads(
-                {m: Entry(*entry) for m, entry in import_time.items()},
-                {m: Entry(*entry) for m, entry in call_time.items()},
+            key = (
+                tuple(sorted(import_time.items())),
+                tuple(sorted(call_time.items())),
                 own_code_runs,
                 dynamic,
             )
+            reads = self._interned.get(key)
+            if reads is None:
+                reads = self._interned[key] = Reads(
+                    {m: Entry(*entry) for m, entry in import_time.items()},
+                    {m: Entry(*entry) for m, entry in call_time.items()},
+                    own_code_runs,
+                    dynamic,
+                )
         self._cache[name] = reads
         return reads
 
@@ -154,6 +178,32 @@ class Plan:
     deferred: dict[str, dict[str, frozenset[str]]] = field(default_factory=dict)
     members: list[tuple[str, list[str], int]] = field(default_factory=list)  # the closure
 
+    def prerequisites(self) -> dict[str, list[str]]:
+        """For each module of `order`, the modules of `order` it depends on through the
+        closure, outside its own import cycle: they run before it."""
+        due = set(self.order)
+        deps = {name: d for name, d, _ in self.members}
+        component = {name: c for name, _, c in self.members}
+        result: dict[str, list[str]] = {}
+        for name in self.order:
+            found: list[str] = []
+            seen = {name}
+            stack = list(deps.get(name, ()))
+            while stack:
+                dep = stack.pop()
+                if dep in seen:
+                    continue
+                seen.add(dep)
+                if component.get(dep) == component.get(name):
+                    continue
+                if dep in due:
+                    found.append(dep)  # it pulls in what it depends on itself
+                else:
+                    stack.extend(deps.get(dep, ()))
+            if found:
+                result[name] = found
+        return result
+
     @property
     def unaffected(self) -> int:
         return len(self.members) - len(self.order)
@@ -214,6 +264,19 @@ class _Decider:
         self.reads = reads
         self.first_party = first_party
         self.calls = _CallReads(reads, first_party)
+        # (module, name) -> first-party modules its value leads to; the values do not change
+        # while one plan (or one check) is made.
+        self._owners: dict[tuple[str, str], set[str]] = {}
+        # Decisions by (summary, changed dependencies, how many modules change so far): the
+        # same answer for every importer that reads the same, unless its own code may run.
+        self._decisions: dict[tuple[Any, ...], tuple[str | None, dict[str, frozenset[str]]]] = {}
+
+    def owners(self, module: str, attr: str) -> set[str]:
+        key = (module, attr)
+        found = self._owners.get(key)
+        if found is None:
+            found = self._owners[key] = _owners(_live(module, attr), self.first_party)
+        return found
 
     def entry(self, reads: Reads, dep: str) -> Entry | None:
         entry = reads.import_time.get(dep)
@@ -232,25 +295,43 @@ class _Decider:
         changes: Mapping[str, frozenset[str]],
     ) -> tuple[str | None, dict[str, frozenset[str]]]:
         """(why `name` must re-run, or None; and the plain name reads that changed)."""
-        deps = [d for d in deps if changes.get(d)]
-        if not deps:
+        if not any(changes.values()):
             return None, {}
+        changed_deps = [d for d in deps if changes.get(d)]
         reads = self.reads.get(name)
         if reads is None:
-            return f"imports {deps[0]} (its source was not analysed)", {}
+            if changed_deps:
+                return f"imports {changed_deps[0]} (its source was not analysed)", {}
+            reads = _NOT_ANALYSED
         if reads.dynamic:
-            return f"imports {deps[0]} and reads modules dynamically", {}
+            return f"reads modules dynamically (and {_first(changes)} changes)", {}
+        key = None
+        if not reads.own_code_runs:
+            key = (id(reads), tuple(changed_deps), len(changes))
+            decided = self._decisions.get(key)
+            if decided is not None:
+                return decided
         hits: dict[str, frozenset[str]] = {}
-        for dep in deps:
+        for dep in changed_deps:
             entry = self.entry(reads, dep)
             if entry is None:
                 return f"imports {dep} in a way the static pass does not see", {}
             if entry.whole:
                 return f"uses the whole module {dep}", {}
+            # A package used whole reaches its submodules as attributes.
+            package = dep.rpartition(".")[0]
+            while package:
+                outer = reads.import_time.get(package)
+                if outer is not None and outer.whole:
+                    return f"uses the whole package {package}", {}
+                package = package.rpartition(".")[0]
             hit = entry.names & changes[dep]
             if hit:
                 hits[dep] = frozenset(hit)
+        # Calls into code reading a changed name: through any module, changed or not.
         why = self._calls(name, reads, changes)
+        if key is not None:
+            self._decisions[key] = (why, hits)
         return why, hits
 
     def _calls(self, name: str, reads: Reads, changes: Mapping[str, frozenset[str]]) -> str | None:
@@ -267,7 +348,7 @@ class _Decider:
                 if entry.whole_exposed or (table is reads.call_time and entry.whole):
                     exposed.append((module, None))
         for module, attr in exposed:
-            owners = {module} if attr is None else _owners(_live(module, attr), self.first_party)
+            owners = {module} if attr is None else self.owners(module, attr)
             for owner in owners:
                 if owner == name and attr is not None and module == name:
                     continue  # its own functions: their reads are listed here already
@@ -411,7 +492,13 @@ def verify(
     read a changed name; the deferred ones are handed to the integrations that absorb them."""
     decider = _Decider(reads, _first_party(tracker))
     missing: list[str] = []
-    for name, deps, _ in the_plan.members:
+    # Every check is monotone in the changes: where each module changed only names the plan
+    # expected it might, the modules the plan left out stay out.
+    foreseen = all(
+        actual.get(name, frozenset()) <= the_plan.predicted.get(name, frozenset())
+        for name in executed
+    )
+    for name, deps, _ in the_plan.members if not foreseen else ():
         if name in executed or name in the_plan.deferred:
             continue
         why, hits = decider.decide(name, deps, actual)

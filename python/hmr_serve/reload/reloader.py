@@ -32,6 +32,7 @@ from hmr_serve.reload.tracker import FOREIGN_DIRS, ImportTracker
 RESTART_MARKER = "__hmr_restart__"
 # The marker in a changed file, before the edit that added it ever ran.
 _MARKER_LINE = re.compile(rb"^__hmr_restart__\s*(?::[^=\n]*)?=\s*True\b", re.MULTILINE)
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 # A plan whose check keeps finding importers it left out runs again at most this often; then
 # every transitive importer re-runs, as before name-level propagation.
 _REPLANS = 2
@@ -116,6 +117,9 @@ class Reloader:
         self.timeout = timeout  # seconds the modules of one reload may run (0: no limit)
         self.data_files = data_files
         self.reads = propagation.ReadsCache(engine)
+        #: The first static pass, when it runs beside the start (a save that arrives first
+        #: waits for it: without it every importer would count as reading everything).
+        self.initial_scan: asyncio.Future[Any] | None = None
         if timeout > 0:
             time_limit.prepare()
         self._pending: dict[str, str] = {}
@@ -193,14 +197,17 @@ class Reloader:
             )
             return
         active = integrations.active()
-        if others:
-            integrations.call_all(active, "files_changed", others)
+        done = integrations.call_all(active, "files_changed", others) if others else []
         for name in self._retry:  # a failed reload's modules, deleted ones included
             if name not in changed and name not in deleted:
                 (changed if os.path.exists(_module_path(name) or "") else deleted).append(name)
         readers -= set(changed) | set(deleted)
         if not changed and not deleted and not readers:
             self.front.files_changed(others)  # templates: nothing re-runs, pages refresh
+            if others:  # what each integration did, e.g. "template caches cleared"
+                what = [d if isinstance(d, str) else "handled" for d in done if d]
+                names = ", ".join(sorted(os.path.relpath(p) for p in others))
+                logger.info("%s changed: %s", names, ", ".join([*what, "pages refreshed"]))
             return
         if (
             not deleted
@@ -208,6 +215,8 @@ class Reloader:
             and await self._patch_in_place(changed, batch, active, started)
         ):
             return
+        if self.initial_scan is not None:
+            await asyncio.shield(self.initial_scan)
         plan = propagation.plan(self.engine, self.tracker, self.reads, changed, deleted, readers)
         for _ in range(_REPLANS + 1):
             reason = self._restart_reason(active, plan.order, changed, list(batch))
@@ -335,6 +344,7 @@ class Reloader:
                         executed,
                         self.timeout,
                         verify if check else None,
+                        plan.prerequisites(),
                     )
             except (executor.ReloadFailed, executor.NeedsMore):
                 integrations.call_all(active, "after_execute", order, False)
@@ -364,7 +374,10 @@ class Reloader:
         innermost = None
         tb = failure.error.__traceback__
         while tb is not None:
-            innermost = tb.tb_frame.f_code.co_filename
+            filename = tb.tb_frame.f_code.co_filename
+            # The import system's frames and hmr-serve's own say nothing of whose code raised.
+            if not (filename.startswith("<") or filename.startswith(_PACKAGE_DIR)):
+                innermost = filename
             tb = tb.tb_next
         if innermost is None or not FOREIGN_DIRS.intersection(innermost.split(os.sep)):
             return False

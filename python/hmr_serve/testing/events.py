@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -62,6 +63,7 @@ class Events:
         stdin must be suspended meanwhile (testing/loop.py). `prompt` is called once the keys
         can be read (a key pressed before would be echoed, and lost in the line buffer)."""
         self.keys = self.keys and _is_tty(0)
+        _reclaim_ctrl_c()
         with self._cbreak():
             batch = self.pending()
             if batch:  # saved while the last run ran
@@ -106,6 +108,16 @@ class Events:
         for fd in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+
+def _reclaim_ctrl_c() -> None:
+    """Puts Python's own SIGINT handler back in the C-level slot. A native plugin can take the
+    signal from under it (tach's pytest plugin, autoloaded wherever tach is installed, starts
+    the Rust `ctrlc` crate's handler on import), and Ctrl-C would then never reach this loop."""
+    if threading.current_thread() is threading.main_thread():
+        handler = signal.getsignal(signal.SIGINT)
+        if handler is not None:  # None: set outside Python, nothing to put back
+            signal.signal(signal.SIGINT, handler)
 
 
 def _is_tty(fd: int) -> bool:

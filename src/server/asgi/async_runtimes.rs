@@ -1,21 +1,18 @@
 //! The ASGI `http` bridge done the way pyo3-async-runtimes servers do it (feature
 //! `asgi-bridge-async-runtimes`, off by default). `bench/bridge.py` measures it against the
-//! custom bridge of `serve.rs`, which stays the default: it served 1.6-2.6x the requests/s.
+//! custom bridge of `bridge.rs`, which stays the default: it served 1.6-2.6x the requests/s.
 //!
 //! A tokio thread takes the GIL, builds the scope and schedules the app's coroutine on the loop
-//! with `into_future_with_locals`; `receive` and `send` answer with `future_into_py_with_locals`
-//! futures, even when the answer is known at once. WebSockets keep the custom bridge.
+//! with `into_future_with_locals` (`http_start.rs`); `receive` and `send` answer with
+//! `future_into_py_with_locals` futures, even when the answer is known at once. WebSockets keep
+//! the custom bridge.
 
-use std::sync::Arc;
-
+use pyo3::call::PyCallArgs;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3_async_runtimes::TaskLocals;
 
-use super::messages::HttpReply;
-use super::protocol::PendingRequest;
-use super::serve::AsgiBridge;
-use crate::server::log::{self, Level};
+use super::receive_messages::HttpReply;
 
 pub struct AsyncRuntimes {
     /// The loop and the context the app's tasks start from.
@@ -52,6 +49,39 @@ impl AsyncRuntimes {
             .call_method0("Context")?;
         Ok(self.locals.clone().with_context(empty))
     }
+
+    /// Schedules the app's coroutine for one request on the loop; `args` are `(app, scope,
+    /// protocol)`.
+    pub fn start_app<'py>(&self, py: Python<'py>, args: impl PyCallArgs<'py>) -> PyResult<()> {
+        let coroutine = self.run.bind(py).call1(args)?;
+        let locals = self.locals(py)?;
+        // The Python side logs what the app raises and the response comes through the
+        // protocol, so the coroutine's own result is not awaited.
+        drop(pyo3_async_runtimes::into_future_with_locals(
+            &locals, coroutine,
+        )?);
+        Ok(())
+    }
+
+    pub fn ready(&self, py: Python<'_>, value: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
+        let locals = self.locals.clone();
+        let future = pyo3_async_runtimes::tokio::future_into_py_with_locals(py, locals, async {
+            Ok(value)
+        })?;
+        Ok(future.unbind())
+    }
+
+    pub fn later(
+        &self,
+        py: Python<'_>,
+        work: impl Future<Output = HttpReply> + Send + 'static,
+    ) -> PyResult<Py<PyAny>> {
+        let locals = self.locals.clone();
+        let future = pyo3_async_runtimes::tokio::future_into_py_with_locals(py, locals, async {
+            Ok(work.await)
+        })?;
+        Ok(future.unbind())
+    }
 }
 
 impl<'py> IntoPyObject<'py> for HttpReply {
@@ -61,49 +91,5 @@ impl<'py> IntoPyObject<'py> for HttpReply {
 
     fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         self.into_value(py)
-    }
-}
-
-impl AsgiBridge {
-    /// Runs on a tokio thread, which waits here for the GIL.
-    pub(super) fn hand_over(self: &Arc<Self>, request: PendingRequest) {
-        let started = Python::attach(|py| -> PyResult<()> {
-            let (scope, protocol) = self.scope_and_protocol(py, request)?;
-            let coroutine =
-                self.async_runtimes
-                    .run
-                    .bind(py)
-                    .call1((self.app.get(py), scope, protocol))?;
-            let locals = self.async_runtimes.locals(py)?;
-            // The Python side logs what the app raises and the response comes through the
-            // protocol, so the coroutine's own result is not awaited.
-            drop(pyo3_async_runtimes::into_future_with_locals(
-                &locals, coroutine,
-            )?);
-            Ok(())
-        });
-        if let Err(err) = started {
-            log::write(Level::Error, &format!("ASGI bridge error: {err}"));
-        }
-    }
-
-    pub(super) fn ready(&self, py: Python<'_>, value: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
-        let locals = self.async_runtimes.locals.clone();
-        let future = pyo3_async_runtimes::tokio::future_into_py_with_locals(py, locals, async {
-            Ok(value)
-        })?;
-        Ok(future.unbind())
-    }
-
-    pub(super) fn later(
-        &self,
-        py: Python<'_>,
-        work: impl Future<Output = HttpReply> + Send + 'static,
-    ) -> PyResult<Py<PyAny>> {
-        let locals = self.async_runtimes.locals.clone();
-        let future = pyo3_async_runtimes::tokio::future_into_py_with_locals(py, locals, async {
-            Ok(work.await)
-        })?;
-        Ok(future.unbind())
     }
 }

@@ -1,6 +1,6 @@
 //! Work handed from tokio threads to the asyncio thread without touching the GIL (a request
-//! would wait for it, see wake_fd.rs): tokio threads push jobs here and poke an eventfd the
-//! event loop watches; the loop thread, which holds the GIL anyway, runs them in batches.
+//! would wait for it, see crate::wake_fd): tokio threads push jobs here and poke a wake-up fd
+//! the event loop watches; the loop thread, which holds the GIL anyway, runs them in batches.
 
 use std::os::fd::RawFd;
 use std::sync::Mutex;
@@ -8,12 +8,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use pyo3::prelude::*;
 
-use super::messages::HttpReply;
 #[cfg(not(feature = "asgi-bridge-async-runtimes"))]
-use super::protocol::PendingRequest;
-use super::websocket::PendingWebSocket;
-use super::ws_protocol::Delivery;
-use crate::server::wake_fd::WakeFd;
+use super::pending::PendingRequest;
+use super::pending::PendingWebSocket;
+use super::receive_messages::HttpReply;
+use super::ws_delivery::Delivery;
+use crate::wake_fd::WakeFd;
 
 /// The value an asyncio future waiting on the network is completed with.
 pub enum Completion {
@@ -31,7 +31,7 @@ pub enum Job {
 
 pub struct JobQueue {
     jobs: Mutex<Vec<Job>>,
-    /// True while a wake-up is on its way, so a burst of jobs costs one eventfd write.
+    /// True while a wake-up is on its way, so a burst of jobs costs one poke.
     woken: AtomicBool,
     wake: WakeFd,
 }

@@ -1,5 +1,5 @@
-//! The ASGI `http` connection scope, built exactly as the ASGI 3 spec describes it, and the fields
-//! it shares with the `websocket` scope.
+//! The ASGI `http` and `websocket` connection scopes, built exactly as the ASGI 3 spec describes
+//! them, and the fields they share.
 
 use http::request::Parts;
 use percent_encoding::percent_decode;
@@ -7,10 +7,11 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
+use super::ws_handshake::subprotocols;
 use crate::server::conn_info::ConnInfo;
 use crate::server::proxy_headers::Forwarded;
 
-pub fn http_version(version: http::Version) -> &'static str {
+fn http_version(version: http::Version) -> &'static str {
     match version {
         http::Version::HTTP_10 => "1.0",
         http::Version::HTTP_2 => "2",
@@ -18,7 +19,7 @@ pub fn http_version(version: http::Version) -> &'static str {
     }
 }
 
-pub fn build<'py>(
+pub fn build_http<'py>(
     py: Python<'py>,
     parts: &Parts,
     conn: &ConnInfo,
@@ -37,8 +38,36 @@ pub fn build<'py>(
     Ok(scope)
 }
 
+pub fn build_websocket<'py>(
+    py: Python<'py>,
+    parts: &Parts,
+    conn: &ConnInfo,
+    root_path: &str,
+    state: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let scope = PyDict::new(py);
+    scope.set_item(intern!(py, "type"), intern!(py, "websocket"))?;
+    // 2.4: `websocket.disconnect` carries a reason.
+    scope.set_item(intern!(py, "asgi"), asgi_versions(py, intern!(py, "2.4"))?)?;
+    scope.set_item(intern!(py, "http_version"), http_version(parts.version))?;
+    // A trusted proxy's X-Forwarded-Proto (http/https or ws/wss) wins over the socket's own.
+    let forwarded = parts.extensions.get::<Forwarded>().and_then(|f| f.scheme);
+    let secure = forwarded.map_or(conn.scheme == "https", |s| s == "https" || s == "wss");
+    let scheme = if secure { "wss" } else { "ws" };
+    scope.set_item(intern!(py, "scheme"), scheme)?;
+    add_request_fields(py, &scope, parts, conn, root_path, state)?;
+    scope.set_item(
+        intern!(py, "subprotocols"),
+        PyList::new(py, subprotocols(&parts.headers))?,
+    )?;
+    let extensions = PyDict::new(py);
+    extensions.set_item(intern!(py, "websocket.http.response"), PyDict::new(py))?;
+    scope.set_item(intern!(py, "extensions"), extensions)?;
+    Ok(scope)
+}
+
 /// The scope's `asgi` entry.
-pub fn asgi_versions<'py>(
+fn asgi_versions<'py>(
     py: Python<'py>,
     spec_version: &Bound<'py, PyString>,
 ) -> PyResult<Bound<'py, PyDict>> {
@@ -49,7 +78,7 @@ pub fn asgi_versions<'py>(
 }
 
 /// What `http` and `websocket` scopes share: path, query, headers, addresses, state.
-pub fn add_request_fields<'py>(
+fn add_request_fields<'py>(
     py: Python<'py>,
     scope: &Bound<'py, PyDict>,
     parts: &Parts,
@@ -137,7 +166,7 @@ mod tests {
         Python::initialize();
         Python::attach(|py| {
             let (parts, conn) = scope_for("/caf%C3%A9/x?q=1&r=%20");
-            let scope = build(py, &parts, &conn, "", None).unwrap();
+            let scope = build_http(py, &parts, &conn, "", None).unwrap();
             let get = |key: &str| scope.get_item(key).unwrap().unwrap();
             assert_eq!(get("type").extract::<String>().unwrap(), "http");
             assert_eq!(get("http_version").extract::<String>().unwrap(), "1.1");
@@ -188,7 +217,7 @@ mod tests {
             let (parts, conn) = scope_for("/items");
             let state = PyDict::new(py);
             state.set_item("db", 1).unwrap();
-            let scope = build(py, &parts, &conn, "/api", Some(&state)).unwrap();
+            let scope = build_http(py, &parts, &conn, "/api", Some(&state)).unwrap();
             let get = |key: &str| scope.get_item(key).unwrap().unwrap();
             assert_eq!(get("path").extract::<String>().unwrap(), "/api/items");
             assert_eq!(get("raw_path").extract::<Vec<u8>>().unwrap(), b"/api/items");
@@ -196,6 +225,51 @@ mod tests {
             let copied = get("state");
             assert!(!copied.is(&state));
             assert_eq!(copied.get_item("db").unwrap().extract::<i32>().unwrap(), 1);
+        });
+    }
+
+    #[test]
+    fn websocket_scope_fields() {
+        Python::initialize();
+        Python::attach(|py| {
+            let req = http::Request::builder()
+                .uri("/ws")
+                .header("Sec-WebSocket-Protocol", "chat, v2")
+                .body(())
+                .unwrap();
+            let (parts, ()) = req.into_parts();
+            let conn = ConnInfo {
+                client: Some("127.0.0.1:5000".parse().unwrap()),
+                server: Some(("127.0.0.1".into(), 8000)),
+                scheme: "http",
+            };
+            let state = PyDict::new(py);
+            state.set_item("k", 1).unwrap();
+            let scope = build_websocket(py, &parts, &conn, "/api", Some(&state)).unwrap();
+            let get = |key: &str| scope.get_item(key).unwrap().unwrap();
+            assert_eq!(get("type").extract::<String>().unwrap(), "websocket");
+            assert_eq!(get("scheme").extract::<String>().unwrap(), "ws");
+            assert_eq!(get("path").extract::<String>().unwrap(), "/api/ws");
+            assert_eq!(get("root_path").extract::<String>().unwrap(), "/api");
+            assert!(scope.get_item("method").unwrap().is_none());
+            assert_eq!(
+                get("subprotocols").extract::<Vec<String>>().unwrap(),
+                vec!["chat", "v2"]
+            );
+            assert!(
+                get("extensions")
+                    .get_item("websocket.http.response")
+                    .is_ok()
+            );
+            assert_eq!(
+                get("asgi")
+                    .get_item("spec_version")
+                    .unwrap()
+                    .extract::<String>()
+                    .unwrap(),
+                "2.4"
+            );
+            assert!(!get("state").is(&state));
         });
     }
 
@@ -244,7 +318,7 @@ mod tests {
                 Python::initialize();
                 Python::attach(|py| {
                     let (parts, conn) = request(&path, &query, &headers);
-                    let scope = build(py, &parts, &conn, &root, None).unwrap();
+                    let scope = build_http(py, &parts, &conn, &root, None).unwrap();
                     let get = |key: &str| scope.get_item(key).unwrap().unwrap();
                     let mut expected_path = root.clone();
                     expected_path.push('/');

@@ -14,18 +14,19 @@ use http::{HeaderMap, StatusCode};
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::PyString;
 use tokio::sync::mpsc::error::{TryRecvError, TrySendError};
-use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard, mpsc, oneshot};
+use tokio::sync::{Mutex as AsyncMutex, mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::awaitable::Ready;
+use super::bridge::AsgiBridge;
 use super::jobs::Completion;
-use super::messages;
-use super::messages::HttpReply;
-use super::protocol::{body_bytes, optional_item, parse_headers};
-use super::serve::{AsgiBridge, resolve_later};
-use super::websocket::{Handshake, PendingWebSocket};
+use super::pending::PendingWebSocket;
+use super::receive_messages::{self, HttpReply};
+use super::send_messages::{body_bytes, optional_item, parse_headers};
+use super::ws_delivery::{Delivery, WsEvent, event_message};
+use super::ws_handshake::Handshake;
 use super::ws_session::{CloseState, Inbound, Outbound, code};
 use crate::server::response::{BodySource, ResponseHead};
 
@@ -49,51 +50,6 @@ enum Phase {
     Open,
     /// The app sent `websocket.close`, or the handshake was refused.
     Closed,
-}
-
-/// What the app's next `receive` gets; a message whose `receive` was cancelled before it
-/// arrived waits here for the next one instead of being lost.
-pub enum WsEvent {
-    Received(Inbound),
-    Disconnect(u16, String),
-}
-
-pub struct Delivery {
-    event: WsEvent,
-    stash: Arc<Mutex<Option<Inbound>>>,
-    /// Held until the message is delivered or stashed, so that a `receive` waiting behind this
-    /// one looks at the stash only after it was filled.
-    _inbox: OwnedMutexGuard<mpsc::Receiver<Inbound>>,
-}
-
-impl Delivery {
-    /// Runs on the loop thread: completes the app's `receive` future, or keeps the message for
-    /// the next `receive` when this one was cancelled.
-    pub fn complete(self, py: Python<'_>, resolve: &Py<PyAny>, future: Py<PyAny>) -> PyResult<()> {
-        if future
-            .bind(py)
-            .call_method0(intern!(py, "done"))?
-            .is_truthy()?
-        {
-            if let WsEvent::Received(message) = self.event {
-                *self.stash.lock().unwrap_or_else(|e| e.into_inner()) = Some(message);
-            }
-            return Ok(());
-        }
-        let message = event_message(py, self.event)?;
-        resolve.call1(py, (future, message, py.None()))?;
-        Ok(())
-    }
-}
-
-fn event_message(py: Python<'_>, event: WsEvent) -> PyResult<Bound<'_, PyDict>> {
-    match event {
-        WsEvent::Received(Inbound::Text(text)) => messages::websocket_text(py, text.as_str()),
-        WsEvent::Received(Inbound::Binary(data)) => messages::websocket_bytes(py, &data),
-        WsEvent::Disconnect(close_code, reason) => {
-            messages::websocket_disconnect(py, close_code, &reason)
-        }
-    }
 }
 
 #[pyclass(frozen, module = "hmr_serve._core")]
@@ -126,7 +82,7 @@ impl WebSocketProtocol {
 
     fn disconnect_now(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let (close_code, reason) = self.closed.get();
-        let message = messages::websocket_disconnect(py, close_code, &reason)?;
+        let message = receive_messages::websocket_disconnect(py, close_code, &reason)?;
         Ready::awaitable(py, Some(message.into_any().unbind()))
     }
 
@@ -142,7 +98,7 @@ impl WebSocketProtocol {
                 self.bridge.runtime.spawn(async move {
                     // A session that ended meanwhile: the app's next send raises.
                     let _ = outbox.send(item).await;
-                    resolve_later(&bridge, future, Completion::Http(HttpReply::Nothing));
+                    bridge.resolve_later(future, Completion::Http(HttpReply::Nothing));
                 });
                 Ok(result)
             }
@@ -210,7 +166,7 @@ fn denial_head(status: StatusCode, mut headers: HeaderMap, body: Bytes) -> Respo
 impl WebSocketProtocol {
     fn receive(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         if !self.connect_delivered.swap(true, Ordering::AcqRel) {
-            let message = messages::websocket_connect(py)?;
+            let message = receive_messages::websocket_connect(py)?;
             return Ready::awaitable(py, Some(message.into_any().unbind()));
         }
         if let Some(message) = self.stash.lock().unwrap_or_else(|e| e.into_inner()).take() {
@@ -246,12 +202,8 @@ impl WebSocketProtocol {
                     }
                 },
             };
-            let delivery = Delivery {
-                event,
-                stash,
-                _inbox: inbox,
-            };
-            resolve_later(&bridge, future, Completion::WebSocket(Box::new(delivery)));
+            let delivery = Delivery::new(event, stash, inbox);
+            bridge.resolve_later(future, Completion::WebSocket(Box::new(delivery)));
         });
         Ok(result)
     }

@@ -25,7 +25,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use self::deflate::{InflateError, MaybeDeflate};
 use self::deflate_offer::Agreement;
-use crate::server::log::{self, Level};
+use crate::log::{self, Level};
 
 /// Messages the app may queue ahead of the socket.
 pub const OUTBOX: usize = 16;

@@ -19,8 +19,9 @@ pub const PATH: &str = "/__hmr_serve/events";
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
 /// One event in the text/event-stream format; each line of `data` gets its own `data:` field.
-pub fn encode(event: &str, data: &str) -> Bytes {
-    let mut out = format!("event: {event}\n");
+/// `id` is the generation the event brings pages to (see the script in mod.rs).
+pub fn encode(id: &str, event: &str, data: &str) -> Bytes {
+    let mut out = format!("id: {id}\nevent: {event}\n");
     for line in data.split('\n') {
         out.push_str("data: ");
         out.push_str(line.trim_end_matches('\r'));
@@ -38,18 +39,22 @@ pub fn response(hub: &LiveHub, trusted: bool) -> Response<ResponseBody> {
         )
         .into_response(None);
     }
+    // Subscribed before the generation is read: an event sent in between is either counted in
+    // `hello` or received (at worst both: one needless reload).
     let mut events = hub.events.subscribe();
+    let hello = encode(&hub.generation_id(hub.generation()), "hello", "{}");
     let mut shutdown = hub.shutdown.clone();
     let (tx, rx) = mpsc::channel(STREAM_BUFFER);
     // How long a browser waits before reconnecting after the stream ended (restart, shutdown).
     let _ = tx.try_send(Ok(Bytes::from_static(b"retry: 500\n: hmr-serve\n\n")));
+    let _ = tx.try_send(Ok(hello));
     tokio::spawn(async move {
         loop {
             let chunk = tokio::select! {
                 event = events.recv() => match event {
                     Ok(bytes) => bytes,
-                    // Missed events: a reload is the safe answer to all of them.
-                    Err(RecvError::Lagged(_)) => encode("reload", "{}"),
+                    // Missed events: a reload (an id no page has) is the safe answer.
+                    Err(RecvError::Lagged(_)) => encode("", "reload", "{}"),
                     Err(RecvError::Closed) => break,
                 },
                 _ = shutdown.wait_for(|stop| *stop) => break,
@@ -79,10 +84,13 @@ mod tests {
 
     #[test]
     fn multi_line_data_becomes_several_fields() {
-        assert_eq!(encode("reload", "{}"), "event: reload\ndata: {}\n\n");
         assert_eq!(
-            encode("failed", "a\r\nb"),
-            "event: failed\ndata: a\ndata: b\n\n"
+            encode("1", "reload", "{}"),
+            "id: 1\nevent: reload\ndata: {}\n\n"
+        );
+        assert_eq!(
+            encode("2", "failed", "a\r\nb"),
+            "id: 2\nevent: failed\ndata: a\ndata: b\n\n"
         );
     }
 }

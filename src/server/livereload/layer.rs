@@ -38,13 +38,15 @@ impl Intercept for LiveReload {
             return Decision::Pass(req);
         }
         let method = req.method().clone();
+        // Before the app renders the page (see LiveHub::generation).
+        let generation = hub.generation();
         Decision::PassThen(
             req,
             Box::new(move |response| {
                 Box::pin(async move {
                     // Read once the response exists: a request held through a failing reload
                     // shows it.
-                    match hub.snippet(trusted) {
+                    match hub.snippet(trusted, generation) {
                         Some(snippet) => {
                             Ok(inject::into_response(response, &method, &snippet).await)
                         }

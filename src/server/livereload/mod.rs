@@ -8,27 +8,42 @@ pub mod layer;
 
 use std::net::SocketAddr;
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tokio::sync::{broadcast, watch};
 
 use crate::server::root_path;
 
-/// Listens on the event stream: reloads the page after a reload (or when the stream comes back
-/// after the server went away, e.g. a restart), shows the overlay a failed reload sends. The
-/// stream's URL (behind `--root-path`) goes between the two halves.
+/// Listens on the event stream and keeps the page on the newest code. The page knows the
+/// generation it was rendered under; the stream's first event (`hello`, on every connection)
+/// and every later one carry the current generation as their id. A page behind it reloads: so a
+/// save whose reload completed between the HTML being served and the stream connecting is not
+/// lost, nor is a restart (a new process counts anew under a new prefix), nor an edit made while
+/// the page sat in the back/forward cache (the stream is closed on `pagehide`, or the pages kept
+/// there would hold the browser's few connections to the server, and opened again on
+/// `pageshow`). A failed reload's event carries the overlay, which the page shows; a page that
+/// connects after the failure reloads and gets the overlay spliced in. The stream's URL (behind
+/// `--root-path`) and the generation go between the three parts.
 const SCRIPT_HEAD: &str = concat!(
     "<script data-hmr-serve>(function(){if(window.__hmrServe)return;window.__hmrServe=1;",
-    "var lost=false,es=new EventSource('",
+    "var es,gen;function connect(){es=new EventSource('",
 );
-const SCRIPT_TAIL: &str = concat!(
-    "');function again(){es.close();location.reload();}",
-    "es.addEventListener('reload',again);",
-    "es.addEventListener('failed',function(e){var d=JSON.parse(e.data||'{}');if(!d.html)return;",
+const SCRIPT_MIDDLE: &str = concat!(
+    "');es.addEventListener('hello',check);es.addEventListener('reload',check);",
+    "es.addEventListener('failed',function(e){if(e.lastEventId===gen)return;gen=e.lastEventId;",
+    "var d=JSON.parse(e.data||'{}');if(!d.html)return;",
     "var old=document.getElementById('hmr-serve-overlay');if(old)old.remove();",
     "var t=document.createElement('template');t.innerHTML=d.html;",
-    "(document.body||document.documentElement).appendChild(t.content);});",
-    "es.onerror=function(){lost=true;};es.onopen=function(){if(lost)again();};})();</script>"
+    "(document.body||document.documentElement).appendChild(t.content);});}",
+    "function again(){es.close();location.reload();}",
+    "function check(e){if(e.lastEventId!==gen)again();}",
+    "gen='",
+);
+const SCRIPT_TAIL: &str = concat!(
+    "';connect();addEventListener('pagehide',function(){es.close();});",
+    "addEventListener('pageshow',function(e){if(e.persisted)connect();});})();</script>"
 );
 
 /// What the browser side of a session shares between connections and the Python reloader.
@@ -44,7 +59,12 @@ pub struct LiveHub {
     shutdown: watch::Receiver<bool>,
     /// `--root-path`: the script asks for the event stream behind it.
     root_path: String,
-    script: Bytes,
+    /// The script up to its generation.
+    script_head: String,
+    /// How many events were sent: each says the served code (or its outcome) changed.
+    generation: AtomicU64,
+    /// Tells this process's generations from an earlier one's: an exec-restart counts from 0.
+    boot: String,
 }
 
 impl LiveHub {
@@ -62,8 +82,23 @@ impl LiveHub {
             failure: RwLock::new(None),
             shutdown,
             root_path: root_path.to_owned(),
-            script: Bytes::from(format!("{SCRIPT_HEAD}{url}{SCRIPT_TAIL}")),
+            script_head: format!("{SCRIPT_HEAD}{url}{SCRIPT_MIDDLE}"),
+            generation: AtomicU64::new(0),
+            boot: boot_prefix(),
         }
+    }
+
+    /// The current generation. Read for a page before the app renders it, so a reload that
+    /// completes meanwhile leaves the page behind (and so refreshed), never ahead.
+    pub fn generation(&self) -> u64 {
+        // SeqCst pairs with `send`: a stream that subscribed too late for an event reads a
+        // generation that counts it.
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// The generation as the script and the events spell it.
+    pub fn generation_id(&self, generation: u64) -> String {
+        format!("{}.{generation}", self.boot)
     }
 
     /// The event stream's path, with or without the root path in front.
@@ -80,15 +115,20 @@ impl LiveHub {
         *self.failure.write().unwrap_or_else(|e| e.into_inner()) = html.map(Bytes::from);
     }
 
-    /// Sends one server-sent event to every open page; nobody listening is fine.
+    /// Sends one server-sent event to every open page, as the next generation; nobody listening
+    /// is fine. Called after the change it reports is served (and, for a failure, after
+    /// `set_failure`).
     pub fn send(&self, event: &str, data: &str) {
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         if self.livereload {
-            let _ = self.events.send(events::encode(event, data));
+            let id = self.generation_id(generation);
+            let _ = self.events.send(events::encode(&id, event, data));
         }
     }
 
-    /// What to splice into an HTML page for a client, if anything.
-    pub fn snippet(&self, trusted: bool) -> Option<Bytes> {
+    /// What to splice into an HTML page for a client, if anything: the script carries
+    /// `generation`, the one the page was rendered under.
+    pub fn snippet(&self, trusted: bool, generation: u64) -> Option<Bytes> {
         if !trusted {
             return None;
         }
@@ -97,18 +137,26 @@ impl LiveHub {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        match (self.livereload, failure) {
-            (false, None) => None,
-            (false, Some(banner)) => Some(banner),
-            (true, None) => Some(self.script.clone()),
-            (true, Some(banner)) => {
-                let mut both = Vec::with_capacity(self.script.len() + banner.len());
-                both.extend_from_slice(&banner);
-                both.extend_from_slice(&self.script);
-                Some(Bytes::from(both))
-            }
+        if !self.livereload {
+            return failure;
         }
+        let id = self.generation_id(generation);
+        let banner = failure.unwrap_or_default();
+        let mut out = Vec::with_capacity(
+            banner.len() + self.script_head.len() + id.len() + SCRIPT_TAIL.len(),
+        );
+        out.extend_from_slice(&banner);
+        out.extend_from_slice(self.script_head.as_bytes());
+        out.extend_from_slice(id.as_bytes());
+        out.extend_from_slice(SCRIPT_TAIL.as_bytes());
+        Some(Bytes::from(out))
     }
+}
+
+/// Unique per process start: nanoseconds since the epoch.
+fn boot_prefix() -> String {
+    let since = SystemTime::now().duration_since(UNIX_EPOCH);
+    format!("{:x}", since.map_or(0, |since| since.as_nanos()))
 }
 
 /// Loopback TCP peers and Unix socket peers (no address) are on this machine.
@@ -154,26 +202,26 @@ mod tests {
         let open = LiveHub::new(true, true, rx, "");
         assert!(!strict.trusts(addr("192.168.1.20:5000")));
         assert!(open.trusts(addr("192.168.1.20:5000")));
-        assert!(strict.snippet(false).is_none());
-        assert!(open.snippet(true).is_some());
+        assert!(strict.snippet(false, 0).is_none());
+        assert!(open.snippet(true, 0).is_some());
     }
 
     #[test]
     fn the_failure_banner_comes_and_goes() {
         let (_tx, rx) = watch::channel(false);
         let hub = LiveHub::new(false, false, rx, "");
-        assert!(hub.snippet(true).is_none());
+        assert!(hub.snippet(true, 0).is_none());
         hub.set_failure(Some("<div>broken</div>".into()));
-        assert_eq!(hub.snippet(true).unwrap(), "<div>broken</div>");
+        assert_eq!(hub.snippet(true, 0).unwrap(), "<div>broken</div>");
         hub.set_failure(None);
-        assert!(hub.snippet(true).is_none());
+        assert!(hub.snippet(true, 0).is_none());
     }
 
     #[test]
     fn the_event_stream_lives_behind_the_root_path_too() {
         let (_tx, rx) = watch::channel(false);
         let hub = LiveHub::new(true, false, rx, "/api");
-        let script = hub.snippet(true).unwrap();
+        let script = hub.snippet(true, 0).unwrap();
         let script = std::str::from_utf8(&script).unwrap();
         assert!(
             script.contains("EventSource('/api/__hmr_serve/events')"),
@@ -182,5 +230,32 @@ mod tests {
         assert!(hub.is_events_path("/__hmr_serve/events"));
         assert!(hub.is_events_path("/api/__hmr_serve/events"));
         assert!(!hub.is_events_path("/other/__hmr_serve/events"));
+    }
+
+    #[test]
+    fn pages_and_events_carry_the_generation() {
+        let (_tx, rx) = watch::channel(false);
+        let hub = LiveHub::new(true, false, rx, "");
+        let rendered = hub.generation();
+        let page = hub.snippet(true, rendered).unwrap();
+        let id = hub.generation_id(rendered);
+        assert!(
+            std::str::from_utf8(&page)
+                .unwrap()
+                .contains(&format!("gen='{id}'")),
+            "{page:?}"
+        );
+        let mut events = hub.events.subscribe();
+        hub.send("reload", "{}");
+        assert_eq!(hub.generation(), rendered + 1);
+        let event = events.try_recv().unwrap();
+        let next = hub.generation_id(rendered + 1);
+        assert_eq!(event, format!("id: {next}\nevent: reload\ndata: {{}}\n\n"));
+        assert_ne!(id, next);
+        // Another process (a restart) never repeats this one's generations.
+        let (_tx, rx) = watch::channel(false);
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        let restarted = LiveHub::new(true, false, rx, "");
+        assert_ne!(restarted.generation_id(0), hub.generation_id(0));
     }
 }

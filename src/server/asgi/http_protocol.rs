@@ -3,24 +3,24 @@
 //! Both run on the asyncio thread. What can be answered at once is answered with a completed
 //! awaitable (`AsgiBridge::ready`); what has to wait for the network becomes a future that a
 //! tokio task completes (`AsgiBridge::later`). Which kind of awaitable and future depends on the
-//! bridge: the custom one (`serve.rs`) or pyo3-async-runtimes (`async_runtimes.rs`).
+//! bridge: the custom one or pyo3-async-runtimes (`async_runtimes.rs`); `bridge.rs` picks.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, StatusCode};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyString, PyTuple};
+use pyo3::types::PyString;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Mutex as AsyncMutex, mpsc, oneshot};
 
-use super::messages::{self, HttpReply};
-use super::serve::AsgiBridge;
-use crate::server::conn_info::ConnInfo;
+use super::bridge::AsgiBridge;
+use super::pending::PendingRequest;
+use super::receive_messages::{self, HttpReply};
+use super::send_messages::{body_bytes, optional_item, parse_headers};
 use crate::server::disconnect::Disconnect;
 use crate::server::request_body::RequestBody;
 use crate::server::response::{Aborted, BodySource, Chunk, ResponseHead, STREAM_BUFFER};
@@ -30,15 +30,6 @@ enum ResponseState {
     Started(oneshot::Sender<ResponseHead>, StatusCode, HeaderMap),
     Streaming(mpsc::Sender<Chunk>),
     Done,
-}
-
-/// A request on its way to the loop thread, where its scope and protocol are built.
-pub struct PendingRequest {
-    pub parts: http::request::Parts,
-    pub conn: Arc<ConnInfo>,
-    pub body: RequestBody,
-    pub disconnect: Arc<Disconnect>,
-    pub head_tx: oneshot::Sender<ResponseHead>,
 }
 
 #[pyclass(frozen, module = "hmr_serve._core")]
@@ -66,87 +57,6 @@ impl HttpProtocol {
     }
 }
 
-pub(super) fn body_bytes(value: Option<Bound<'_, PyAny>>) -> PyResult<Bytes> {
-    let Some(value) = value else {
-        return Ok(Bytes::new());
-    };
-    if let Ok(bytes) = value.cast::<PyBytes>() {
-        return Ok(Bytes::copy_from_slice(bytes.as_bytes()));
-    }
-    if let Ok(array) = value.cast::<PyByteArray>() {
-        return Ok(Bytes::from(array.to_vec()));
-    }
-    value.extract::<Vec<u8>>().map(Bytes::from).map_err(|_| {
-        PyValueError::new_err("ASGI message 'body' must be bytes, bytearray or memoryview")
-    })
-}
-
-fn header_bytes(value: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
-    if let Ok(bytes) = value.cast::<PyBytes>() {
-        return Ok(bytes.as_bytes().to_vec());
-    }
-    if let Ok(text) = value.cast::<PyString>() {
-        // Lenient like uvicorn: latin-1 text is what the bytes would have been.
-        return text
-            .to_str()?
-            .chars()
-            .map(|c| u8::try_from(u32::from(c)).ok())
-            .collect::<Option<Vec<u8>>>()
-            .ok_or_else(|| PyValueError::new_err("header value is not latin-1"));
-    }
-    value.extract::<Vec<u8>>()
-}
-
-pub(super) fn parse_headers(headers: Option<Bound<'_, PyAny>>) -> PyResult<HeaderMap> {
-    let mut map = HeaderMap::new();
-    let Some(headers) = headers else {
-        return Ok(map);
-    };
-    for pair in headers.try_iter()? {
-        let pair = pair?;
-        // The usual shape, a tuple of two bytes, is read in place; anything else is converted.
-        if let Ok(tuple) = pair.cast::<PyTuple>()
-            && tuple.len() == 2
-            && let (Ok(name), Ok(value)) = (
-                tuple.get_borrowed_item(0)?.cast::<PyBytes>(),
-                tuple.get_borrowed_item(1)?.cast::<PyBytes>(),
-            )
-        {
-            append_header(&mut map, name.as_bytes(), value.as_bytes())?;
-            continue;
-        }
-        let name = header_bytes(&pair.get_item(0)?)?;
-        let value = header_bytes(&pair.get_item(1)?)?;
-        append_header(&mut map, &name, &value)?;
-    }
-    Ok(map)
-}
-
-fn append_header(map: &mut HeaderMap, name: &[u8], value: &[u8]) -> PyResult<()> {
-    let name = HeaderName::from_bytes(name).map_err(|_| {
-        PyValueError::new_err(format!(
-            "invalid response header name {:?}",
-            String::from_utf8_lossy(name)
-        ))
-    })?;
-    let value = HeaderValue::from_bytes(value)
-        .map_err(|_| PyValueError::new_err(format!("invalid value for response header {name}")))?;
-    map.append(name, value);
-    Ok(())
-}
-
-pub(super) fn optional_item<'py>(
-    message: &Bound<'py, PyAny>,
-    key: &Bound<'py, PyString>,
-) -> PyResult<Option<Bound<'py, PyAny>>> {
-    match message.get_item(key) {
-        Ok(value) if !value.is_none() => Ok(Some(value)),
-        Ok(_) => Ok(None),
-        Err(err) if err.is_instance_of::<pyo3::exceptions::PyKeyError>(message.py()) => Ok(None),
-        Err(err) => Err(err),
-    }
-}
-
 #[pymethods]
 impl HttpProtocol {
     fn receive(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
@@ -154,7 +64,7 @@ impl HttpProtocol {
             if let Ok(mut body) = self.body.try_lock() {
                 if let Some(data) = body.take_buffered() {
                     self.body_done.store(true, Ordering::Release);
-                    let message = messages::http_request(py, &data, false)?;
+                    let message = receive_messages::http_request(py, &data, false)?;
                     return self.bridge.ready(py, Some(message.into_any().unbind()));
                 }
             }
@@ -189,7 +99,7 @@ impl HttpProtocol {
             });
         }
         if self.disconnect.is_gone() {
-            let message = messages::http_disconnect(py)?;
+            let message = receive_messages::http_disconnect(py)?;
             return self.bridge.ready(py, Some(message.into_any().unbind()));
         }
         let disconnect = self.disconnect.clone();

@@ -1,4 +1,6 @@
-//! The ASGI messages the server sends to the app.
+//! The ASGI messages the app gets from `receive`, and `HttpReply`: what an HTTP `receive` or
+//! `send` that had to wait for the network completes with. What the app passes to `send` is
+//! read in `send_messages`.
 
 use bytes::Bytes;
 use pyo3::intern;
