@@ -231,6 +231,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in tools:
         if name not in TOOLS:
             raise SystemExit(f"unknown tool {name!r} (known: {', '.join(TOOLS)})")
+    load = [os.getloadavg()[0]]
     workdir = Path(tempfile.mkdtemp(prefix="hmr-bench-testmode-"))
     roots = {name: workdir / name for name in tools}
     states = {name: {"value": 0, "body": 0, "edits": 0} for name in tools}
@@ -289,7 +290,8 @@ def main(argv: list[str] | None = None) -> None:
         for watcher in watchers.values():
             watcher.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    extra = {"first_run": first_run if "hmr-serve" in tools else float("nan")}
+    load.append(os.getloadavg()[0])
+    extra = {"first_run": first_run if "hmr-serve" in tools else float("nan"), "load": load}
     body = report(tools, times, args, summaries, extra)
     print(body)
     write_results(args, "Test mode", body)
@@ -360,6 +362,11 @@ def report(
             f"First run of `hmr-serve test` (start → summary, every test recorded): "
             f"{fmt_ms(first * 1000)}; a plain full `pytest` run: {fmt_ms(full)}."
         )
+    lines.append(
+        "The machine's load average (1 min) before and after: "
+        + " and ".join(f"{x:.1f}" for x in extra["load"])
+        + "."
+    )
     return "\n".join(lines) + "\n"
 
 

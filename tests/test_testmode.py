@@ -319,3 +319,43 @@ def test_a_hook_edited_in_a_conftest_restarts_the_session(project: Path) -> None
         assert ran == {"tests/test_services.py::test_total": "FAILED"}
     finally:
         session.close()
+
+
+def test_a_submodule_needed_first_runs_after_its_package(tmp_path: Path) -> None:
+    # Flask-Login's shape: the test module calls a function of pkg.utils at import, so pkg.utils
+    # must re-run before it; pkg.utils' own `from .config import` reaches the package, whose
+    # __init__ imports pkg.manager, which imports pkg.utils. The package has to run first, as in
+    # a fresh process, or pkg.manager sees pkg.utils half run (the engine's executor).
+    write(
+        tmp_path,
+        "pkg/__init__.py",
+        "from .config import NAME\nfrom .manager import Manager\nfrom .utils import exempt\n",
+    )
+    write(tmp_path, "pkg/config.py", "NAME = 'a'\nEXEMPT = {'OPTIONS'}\n")
+    write(
+        tmp_path,
+        "pkg/utils.py",
+        "from .config import EXEMPT\n\n\ndef exempt():\n    return sorted(EXEMPT)\n",
+    )
+    write(
+        tmp_path,
+        "pkg/manager.py",
+        "from .config import NAME\nfrom .utils import exempt\n\n\n"
+        "class Manager:\n    name = NAME\n    check = staticmethod(exempt)\n",
+    )
+    write(
+        tmp_path,
+        "test_pkg.py",
+        "import pkg\nfrom pkg.utils import exempt\n\nAT_IMPORT = exempt()\n\n\ndef test_exempt():\n"
+        "    assert AT_IMPORT == ['OPTIONS']\n\n\n"
+        "def test_name():\n    assert pkg.Manager.name == 'a'\n",
+    )
+    session = Session(tmp_path, *ARGS)
+    try:
+        oracle = Oracle(tmp_path, ARGS, session.ready())
+        output = session.edit("pkg/config.py", "NAME = 'b'\nEXEMPT = set()\n")
+        assert "reload failed" not in output
+        ran = oracle.check(output)
+        assert ran == {"test_pkg.py::test_exempt": "FAILED", "test_pkg.py::test_name": "FAILED"}
+    finally:
+        session.close()

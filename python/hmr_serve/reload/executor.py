@@ -161,6 +161,17 @@ class Transaction:
             delattr(parent, short)
 
     def reexecute(self, name: str) -> None:
+        # The import system runs a package before any of its submodules: a prerequisite
+        # submodule reached first (from an importer that starts earlier) would otherwise run
+        # while its package is still pending, and the package, pulled in by the submodule's
+        # own `from . import ...`, would import it back half run.
+        dot = name.find(".")
+        while dot > 0:
+            if name[:dot] in self.pending:
+                self.reexecute(name[:dot])
+            dot = name.find(".", dot + 1)
+        if name not in self.pending:
+            return  # it ran while its package did
         self.pending.discard(name)
         for first in self.prerequisites.get(name, ()):
             if first in self.pending:
