@@ -371,7 +371,7 @@ def test_template_edit_without_module_reload(site):
     assert "footer-v2" in got["/polls/"][2] and '<h1 class="edited">' in got["/polls/"][2]
     assert site.reloads() == before, site.server.output
     site.server.wait_for_line(
-        "polls/templates/polls/_footer.html changed: template caches cleared, pages refreshed"
+        "polls/templates/polls/_footer.html changed: template caches cleared, 0 pages refreshed"
     )
 
 

@@ -176,7 +176,13 @@ def test_closure_is_every_dependent_in_reload_order_with_reasons(tree):
 def test_closure_of_a_leaf_nobody_imports_is_itself(tree):
     # tach refuses this ("File not found in dependent map"); a save still re-runs the file.
     assert graph_json(tree, "--closure", "pkg/typing_only.py") == [
-        {"file": "pkg/typing_only.py", "module": "pkg.typing_only", "reason": "saved"}
+        {
+            "file": "pkg/typing_only.py",
+            "module": "pkg.typing_only",
+            "reason": "saved",
+            "reruns": True,
+            "chain": ["pkg.typing_only"],
+        }
     ]
 
 

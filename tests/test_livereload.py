@@ -231,13 +231,18 @@ def test_events_on_reload_failure_and_recovery(pages_server, tmp_path):
 def test_template_change_refreshes_pages(tmp_path, start_server):
     write_files(tmp_path, FLASK_PAGES)
     server = start_server("tplsite:app", "--port", "0", cwd=tmp_path)
-    reader = EventReader(server)
+    readers = [EventReader(server), EventReader(server)]
+    with server.client() as client:
+        assert b"template-v1" in client.get("/").content  # Jinja has it cached now
     (tmp_path / "templates" / "index.html").write_text(
         "<html><body><p>template-v2</p></body></html>"
     )
-    reader.wait("reload")
+    for reader in readers:
+        reader.wait("reload")
     with server.client() as client:
         assert b"template-v2" in client.get("/").content
+    # One line says what happened, counting the open pages told to refresh.
+    server.wait_for_line("templates/index.html changed: template caches cleared, 2 pages refreshed")
 
 
 def test_open_event_stream_does_not_hold_shutdown(tmp_path, start_server):

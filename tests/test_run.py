@@ -149,6 +149,8 @@ def test_edits_rerun_the_script_with_the_model_kept(project: Path, terminals) ->
     )
     term.wait_for(r"result 60 20")
     assert (project / "loads.log").read_text() == "loaded\n"  # imported once, never again
+    # Ctrl-C once the run is over: pressed while it still runs, it only stops that run.
+    term.wait_for(r"main.py exited with code 3", count=4)
     term.press(b"\x03")
     assert term.proc.wait(20) == 3  # the last run's exit code
     term.wait_for(r"quitting \(exit code 3\)")

@@ -34,7 +34,9 @@ def reloaded() -> None:
     _server.send_reload_event("reload", "{}")
 
 
-def files_changed(paths: list[str]) -> None:
-    """Templates and other non-module files changed: pages refresh, nothing re-ran."""
-    if _server is not None and paths:
-        _server.send_reload_event("reload", "{}")
+def files_changed(paths: list[str]) -> int:
+    """Templates and other non-module files changed: pages refresh, nothing re-ran. Returns how
+    many pages were told to."""
+    if _server is None or not paths:
+        return 0
+    return int(_server.send_reload_event("reload", "{}"))

@@ -152,12 +152,13 @@ class ScriptFrontEnd(FrontEnd):
         self.say(report.line)
         self.rerun = True
 
-    def files_changed(self, paths: list[str]) -> None:
+    def files_changed(self, paths: list[str]) -> str | None:
         for path in paths:
             real = os.path.realpath(path)
             if real == self.entry.path or "__main__" in self.data_files.readers_of(real):
                 self.say(f"{os.path.relpath(path)} changed")
                 self.rerun = True
+        return None
 
 
 class _Batches:

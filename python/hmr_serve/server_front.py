@@ -90,5 +90,6 @@ class ServerFrontEnd(FrontEnd):
     def failed(self, failure: executor.ReloadFailed) -> None:
         browser.reload_failed(failure.module, failure.path, failure.error)
 
-    def files_changed(self, paths: list[str]) -> None:
-        browser.files_changed(paths)
+    def files_changed(self, paths: list[str]) -> str | None:
+        pages = browser.files_changed(paths)
+        return f"{pages} page{'s' if pages != 1 else ''} refreshed"

@@ -398,10 +398,12 @@ impl Server {
         }
     }
 
-    /// Pushes one event (`reload`, `failed`) to the pages listening for live reload.
-    fn send_reload_event(&self, event: &str, data: &str) {
-        if let Some(live) = self.live.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            live.send(event, data);
+    /// Pushes one event (`reload`, `failed`) to the pages listening for live reload; returns
+    /// how many pages were listening.
+    fn send_reload_event(&self, event: &str, data: &str) -> usize {
+        match self.live.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            Some(live) => live.send(event, data),
+            None => 0,
         }
     }
 

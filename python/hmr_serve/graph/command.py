@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from hmr_serve.graph import render
+from hmr_serve.graph import render, reruns
 from hmr_serve.graph.model import Edge, ImportMap
 from hmr_serve.graph.runtime import RuntimeImportError, import_target
 
@@ -65,8 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help=(
             "what a save to FILE re-runs: FILE and every file importing it, transitively, in "
-            "the order a reload runs them, each with the reason it is there (FILE may be a "
-            "module name)"
+            "the order a reload runs them, each saying whether a reload re-runs it and why: "
+            "the names it reads at import, a call, a whole-module use, an import cycle (FILE "
+            "may be a module name)"
         ),
     )
     question.add_argument(
@@ -74,6 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
         nargs=2,
         metavar=("A", "B"),
         help="one shortest chain of imports by which A imports B",
+    )
+    parser.add_argument(
+        "--names",
+        metavar="A,B",
+        help=(
+            "with --closure: the save changes only these top-level names of FILE (and what FILE "
+            "derives from them): list only the modules that re-run, the readers of those "
+            "names and, transitively, the readers of what they re-bind"
+        ),
     )
     parser.add_argument(
         "--dot", action="store_true", help="print Graphviz DOT (arrows: importer -> imported)"
@@ -157,6 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.why and args.direction:
         raise GraphError("--direction does not apply to --why (it follows A's imports to B)")
+    names = _names(args)
     scope = _scope(args)
     try:
         graph, errors = ImportMap.scan(scope.roots, scope.source_roots, args.exclude, args.lazy)
@@ -176,11 +187,22 @@ def _run(args: argparse.Namespace) -> int:
     if args.closure:
         saved = _find(graph, args.closure, members, scope)
         steps = graph.closure(saved, args.direction != "dependencies", members)
+        found = None
+        if args.direction != "dependencies":
+            try:
+                found = reruns.verdicts(graph, (step.index for step in steps), saved, names)
+            except reruns.NamesError as exc:
+                raise GraphError(str(exc)) from None
+            if names is not None:
+                steps = [step for step in steps if found[step.index].reruns]
         if args.dot:
             nodes = {step.index for step in steps}
-            output = render.dot(shown, nodes, _edges_among(graph, nodes), highlight=[saved])
+            shaded = [i for i in nodes if found[i].reruns] if found else []
+            output = render.dot(
+                shown, nodes, _edges_among(graph, nodes), highlight=[saved], shaded=shaded
+            )
         else:
-            output = render.closure_json(graph, shown, steps)
+            output = render.closure_json(graph, shown, steps, found)
     elif args.why:
         start, end = (_find(graph, spec, members, scope) for spec in args.why)
         hops = graph.chain(start, end, members)
@@ -197,6 +219,18 @@ def _run(args: argparse.Namespace) -> int:
         output = render.map_json(graph, shown, members, args.direction == "dependents")
     _write(args.output, output + "\n")
     return 0
+
+
+def _names(args: argparse.Namespace) -> frozenset[str] | None:
+    if args.names is None:
+        return None
+    if not args.closure or args.direction == "dependencies":
+        raise GraphError("--names goes with --closure FILE (the names of FILE a save changes)")
+    names = frozenset(name.strip() for name in args.names.split(",") if name.strip())
+    bad = sorted(name for name in names if not name.isidentifier())
+    if not names or bad:
+        raise GraphError(f"--names {args.names}: expected names separated by commas (A,B)")
+    return names
 
 
 # -- what to map ---------------------------------------------------------------------------------

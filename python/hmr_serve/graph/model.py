@@ -1,12 +1,12 @@
 """The import map `hmr-serve graph` prints: files, who imports whom (from the Rust static pass,
 plus what a run-time import saw), and the walks over it: what a file reaches, what a save
-re-runs (in the order a reload runs it, and why), one shortest import chain."""
+may re-run (in the order a reload runs it), one shortest import chain."""
 
 from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from hmr_serve import _core
@@ -50,6 +50,7 @@ class ImportMap:
         self.import_order: dict[int, int] = {}
         self._by_path = {path: index for index, path in enumerate(self.files)}
         self._by_real_path: dict[str, int] | None = None
+        self._by_module: dict[str, int] | None = None
 
     @classmethod
     def scan(
@@ -94,10 +95,13 @@ class ImportMap:
     def index_of_module(self, name: str) -> int | None:
         """The file `import name` reaches, as the static pass named them (the package wins
         over a same-named module, as in Python)."""
-        candidates = [i for i, module in enumerate(self.modules) if module and module == name]
-        if not candidates:
-            return None
-        return min(candidates, key=lambda i: not self.files[i].endswith("__init__.py"))
+        if self._by_module is None:
+            self._by_module = {}
+            for index, module in enumerate(self.modules):
+                known = self._by_module.get(module)
+                if module and (known is None or self.files[index].endswith("__init__.py")):
+                    self._by_module[module] = index
+        return self._by_module.get(name)
 
     def label(self, index: int) -> str:
         """The module name, or the file's path when it has no importable name."""
@@ -121,13 +125,11 @@ class ImportMap:
         start: int,
         dependents: bool = True,
         within: set[int] | None = None,
-        explain: Callable[[ImportMap, int, Edge], str] | None = None,
     ) -> list[Step]:
-        """What a save to `start` re-runs: it and everything that imports it, transitively
-        (with `dependents=False`: everything it imports), in the order a reload runs them.
-        Each step's reason comes from `explain` (default: `static_reason`); name-level
-        propagation can pass its own to say which names made a module re-run."""
-        explain = explain or static_reason
+        """What a save to `start` may re-run: it and everything that imports it, transitively
+        (with `dependents=False`: everything it imports), in the order a reload runs them,
+        each with the import that brought it in (graph/reruns.py says which of them do re-run,
+        and why)."""
         neighbours = self.importers if dependents else self.deps
         brought: dict[int, Edge | None] = {start: None}
         queue = deque([start])
@@ -143,7 +145,7 @@ class ImportMap:
             if edge is None:
                 reason = "saved" if dependents else "the file itself"
             else:
-                reason = explain(self, index, edge)
+                reason = static_reason(self, index, edge)
             steps.append(Step(index, edge, reason))
         return steps
 
@@ -169,15 +171,20 @@ class ImportMap:
 
     def execution_order(self, members: Iterable[int]) -> list[int]:
         """Dependencies before their importers; inside an import cycle, the order the modules
-        began importing (`--runtime`), else by path. Tarjan's algorithm emits each strongly
-        connected component after everything it depends on, as `graph.rs` orders a reload."""
+        began importing (`--runtime`), else by path."""
+        return [index for component in self.components(members) for index in component]
+
+    def components(self, members: Iterable[int]) -> list[list[int]]:
+        """The import cycles (strongly connected components; a module in none is one alone)
+        of `members`, each after everything it depends on, as `graph.rs` orders a reload:
+        Tarjan's algorithm emits them in that order."""
         members = set(members)
         roots = sorted(members, key=self._sort_key)
         deps = {
             m: sorted((d for d in self.deps[m] if d in members), key=self._sort_key)
             for m in members
         }
-        order: list[int] = []
+        order: list[list[int]] = []
         number: dict[int, int] = {}
         low: dict[int, int] = {}
         stack: list[int] = []
@@ -210,7 +217,7 @@ class ImportMap:
                             component.append(member)
                             if member == node:
                                 break
-                        order.extend(sorted(component, key=self._sort_key))
+                        order.append(sorted(component, key=self._sort_key))
                     if work:
                         parent = work[-1][0]
                         low[parent] = min(low[parent], low[node])

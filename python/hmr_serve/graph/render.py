@@ -4,9 +4,10 @@ chain as JSON records, and any of them as Graphviz DOT. `shown[i]` is file i as 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from hmr_serve.graph.model import Edge, ImportMap, Step
+from hmr_serve.graph.reruns import Verdict
 
 
 def map_json(graph: ImportMap, shown: Sequence[str], members: set[int], dependents: bool) -> str:
@@ -21,15 +22,30 @@ def map_json(graph: ImportMap, shown: Sequence[str], members: set[int], dependen
     return json.dumps(result, indent=2)
 
 
-def closure_json(graph: ImportMap, shown: Sequence[str], steps: Sequence[Step]) -> str:
-    """One record per module, in the order a reload runs them."""
-    return json.dumps(
-        [
-            {"file": shown[step.index], "module": graph.modules[step.index], "reason": step.reason}
-            for step in steps
-        ],
-        indent=2,
-    )
+def closure_json(
+    graph: ImportMap,
+    shown: Sequence[str],
+    steps: Sequence[Step],
+    verdicts: Mapping[int, Verdict] | None = None,
+) -> str:
+    """One record per module, in the order a reload runs them. With `verdicts` (for a save's
+    dependents): whether each re-runs and, for one that does, why, and the chain of re-run
+    modules from the saved one to it."""
+    records = []
+    for step in steps:
+        record: dict[str, object] = {
+            "file": shown[step.index],
+            "module": graph.modules[step.index],
+            "reason": step.reason,
+        }
+        verdict = verdicts[step.index] if verdicts is not None else None
+        if verdict is not None:
+            record["reruns"] = verdict.reruns
+            if verdict.reruns:
+                record["reason"] = verdict.reason
+                record["chain"] = [graph.label(index) for index in verdict.chain]
+        records.append(record)
+    return json.dumps(records, indent=2)
 
 
 def chain_json(shown: Sequence[str], hops: Sequence[Edge]) -> str:
@@ -54,17 +70,24 @@ def dot(
     nodes: Iterable[int],
     edges: Iterable[Edge],
     highlight: Iterable[int] = (),
+    shaded: Iterable[int] = (),
 ) -> str:
     """A digraph whose arrows point from importer to imported, whatever `--direction` says.
-    Imports inside functions are dotted; imports seen only at run time dashed and blue."""
-    highlight = set(highlight)
+    Imports inside functions are dotted; imports seen only at run time dashed and blue.
+    `highlight` nodes are filled, `shaded` ones (the modules a save re-runs) filled lighter."""
+    highlight, shaded = set(highlight), set(shaded)
     lines = [
         "digraph imports {",
         "  rankdir=LR;",
         '  node [shape=box, fontname="monospace", fontsize=10];',
     ]
     for node in sorted(nodes, key=shown.__getitem__):
-        style = ' [style=filled, fillcolor="#ffd966"]' if node in highlight else ""
+        if node in highlight:
+            style = ' [style=filled, fillcolor="#ffd966"]'
+        elif node in shaded:
+            style = ' [style=filled, fillcolor="#fff2cc"]'
+        else:
+            style = ""
         lines.append(f"  {_quote(shown[node])}{style};")
     for edge in sorted(edges, key=lambda e: (shown[e.importer], shown[e.imported])):
         if edge.runtime_only:

@@ -287,6 +287,7 @@ class Transaction:
             self.tracker.forget(name)
             identity.forget(name)
             state.forget(name)
+            _compiled.pop(name, None)
         self.patchers.clear()
         self.snapshots.clear()
 
@@ -312,13 +313,24 @@ def _read_source(path: str, namespace: dict[str, Any]) -> bytes:
     return source
 
 
+# Per module: the source, path and instrumented code of its last compilation. An importer re-run
+# for what it imports runs the same text again; parsing and compiling it anew (an app module of
+# 2,000 imports) would cost more than running it.
+_compiled: dict[str, tuple[bytes, str, Any]] = {}
+
+
 def _compile(name: str, source: bytes, path: str, namespace: dict[str, Any]) -> Any:
     if not identity.known(name) and not any(_defined_here(v, name) for v in namespace.values()):
         # Nothing whose identity could be kept: skip the parse to an AST (about twice the cost).
         return compile(source, path, "exec", dont_inherit=True)
+    last = _compiled.get(name)
+    if last is not None and last[0] == source and last[1] == path:
+        return last[2]
     tree = ast.parse(source, path)
     identity.instrument(tree)
-    return compile(tree, path, "exec", dont_inherit=True)
+    code = compile(tree, path, "exec", dont_inherit=True)
+    _compiled[name] = (source, path, code)
+    return code
 
 
 #: How a re-executed module's source becomes the code it runs: (name, source bytes, path,

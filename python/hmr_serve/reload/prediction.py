@@ -272,8 +272,44 @@ def _statements(tree: ast.Module, module: str, is_package: bool) -> list[_Statem
     return scanned
 
 
-def _dumps(tree: ast.Module) -> list[str]:
-    return [ast.dump(stmt) for stmt in tree.body]
+class _Parsed:
+    """What prediction needs of one source, kept while it is the module's source: an importer
+    re-run for what it imports (an app module importing 2,000 others) is predicted again on
+    every save, from the same text."""
+
+    def __init__(self, source: bytes, module: str, is_package: bool) -> None:
+        self.source = source
+        self.tree = ast.parse(source)
+        self.dumps = [ast.dump(stmt) for stmt in self.tree.body]
+        self.statements = _statements(self.tree, module, is_package)
+        self.declared = _globals_declared(self.tree)
+        self.own_defs = {
+            stmt.name
+            for stmt in self.tree.body
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+        }
+        self._constants: dict[str, Any] | None = None
+
+    @property
+    def constants(self) -> dict[str, Any]:
+        if self._constants is None:
+            self._constants = _constants(self.tree)
+        return self._constants
+
+
+# Per module: the analyses of the sources it last ran and is about to run.
+_parsed: dict[tuple[str, bool], list[_Parsed]] = {}
+
+
+def _parse(source: bytes, module: str, is_package: bool) -> _Parsed:
+    kept = _parsed.setdefault((module, is_package), [])
+    for parsed in kept:
+        if parsed.source == source:
+            return parsed
+    parsed = _Parsed(source, module, is_package)
+    kept.append(parsed)
+    del kept[:-2]
+    return parsed
 
 
 def predict(
@@ -287,42 +323,35 @@ def predict(
     """The names of `module` that may change when it re-executes from `new_source` (it last ran
     `old_source`; None: the same source), given what `changes` says other modules change."""
     try:
-        tree = ast.parse(new_source)
-        old_tree = ast.parse(old_source) if old_source is not None else None
+        old = _parse(old_source, module, is_package) if old_source is not None else None
+        new = _parse(new_source, module, is_package)
     except (SyntaxError, ValueError):
         return ALL  # the re-execution reports it and rolls back
+    tree = new.tree
     changed: set[str] = set()
     edited = [False] * len(tree.body)
-    if old_tree is not None:
-        unmatched = Counter(_dumps(old_tree))
-        for index, dump in enumerate(_dumps(tree)):
+    if old is not None:
+        unmatched = Counter(old.dumps)
+        for index, dump in enumerate(new.dumps):
             if unmatched[dump] > 0:
                 unmatched[dump] -= 1
             else:
                 edited[index] = True
         # A constant rewritten to an equal one (`B = 2` -> `B = 1 + 1`) changes nothing.
-        old_constants = _constants(old_tree)
-        new_constants = _constants(tree)
         for index, stmt in enumerate(tree.body):
             name = _constant_target(stmt)
-            if edited[index] and name is not None and name in old_constants:
-                if _same_constant(old_constants[name], new_constants.get(name)):
+            if edited[index] and name is not None and name in old.constants:
+                if _same_constant(old.constants[name], new.constants.get(name)):
                     edited[index] = False
-                    unmatched[_dump_of_constant(old_tree, name)] -= 1
+                    unmatched[_dump_of_constant(old.tree, name)] -= 1
         # Statements that went away: what they bound may now be gone or bound elsewhere.
-        for stmt, dump in zip(old_tree.body, _dumps(old_tree), strict=True):
+        for info, dump in zip(old.statements, old.dumps, strict=True):
             if unmatched[dump] > 0:
                 unmatched[dump] -= 1
-                changed |= _statements(ast.Module([stmt], []), module, is_package)[0].binds
-    declared = _globals_declared(tree)
-    own_defs = {
-        stmt.name
-        for stmt in tree.body
-        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-    }
-    for stmt, info, was_edited in zip(
-        tree.body, _statements(tree, module, is_package), edited, strict=True
-    ):
+                changed |= info.binds
+    declared = new.declared
+    own_defs = new.own_defs
+    for stmt, info, was_edited in zip(tree.body, new.statements, edited, strict=True):
         for star in info.star:
             if changes.get(star):
                 return ALL  # which names it brings is only known by running it

@@ -96,8 +96,10 @@ class FrontEnd:
     def failed(self, failure: executor.ReloadFailed) -> None:
         """The reload failed and rolled back (already logged)."""
 
-    def files_changed(self, paths: list[str]) -> None:
-        """Files that are no module and no module's data changed (templates)."""
+    def files_changed(self, paths: list[str]) -> str | None:
+        """Files that are no module and no module's data changed (templates). Returns what the
+        front-end did about it, for the log line ("2 pages refreshed")."""
+        return None
 
 
 class Reloader:
@@ -203,11 +205,12 @@ class Reloader:
                 (changed if os.path.exists(_module_path(name) or "") else deleted).append(name)
         readers -= set(changed) | set(deleted)
         if not changed and not deleted and not readers:
-            self.front.files_changed(others)  # templates: nothing re-runs, pages refresh
+            refreshed = self.front.files_changed(others)  # templates: nothing re-runs
             if others:  # what each integration did, e.g. "template caches cleared"
                 what = [d if isinstance(d, str) else "handled" for d in done if d]
                 names = ", ".join(sorted(os.path.relpath(p) for p in others))
-                logger.info("%s changed: %s", names, ", ".join([*what, "pages refreshed"]))
+                done_text = ", ".join([*what, refreshed] if refreshed else what)
+                logger.info("%s changed: %s", names, done_text or "no module re-runs")
             return
         if (
             not deleted

@@ -115,15 +115,18 @@ impl LiveHub {
         *self.failure.write().unwrap_or_else(|e| e.into_inner()) = html.map(Bytes::from);
     }
 
-    /// Sends one server-sent event to every open page, as the next generation; nobody listening
-    /// is fine. Called after the change it reports is served (and, for a failure, after
-    /// `set_failure`).
-    pub fn send(&self, event: &str, data: &str) {
+    /// Sends one server-sent event to every open page, as the next generation; returns how many
+    /// pages were listening (none is fine). Called after the change it reports is served (and,
+    /// for a failure, after `set_failure`).
+    pub fn send(&self, event: &str, data: &str) -> usize {
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
-        if self.livereload {
-            let id = self.generation_id(generation);
-            let _ = self.events.send(events::encode(&id, event, data));
+        if !self.livereload {
+            return 0;
         }
+        let id = self.generation_id(generation);
+        self.events
+            .send(events::encode(&id, event, data))
+            .unwrap_or(0)
     }
 
     /// What to splice into an HTML page for a client, if anything: the script carries
