@@ -1,10 +1,11 @@
-//! Native core of hmr-serve: the HTTP server (`server`) and the reload machinery (`reload`),
-//! both built on the shared pieces below them (`log`, `wake_fd`). Python drives them through the
-//! small surface registered here.
+//! Native core of hmr-serve: the HTTP server (`server`), the reload machinery (`reload`) and
+//! what the test mode needs natively (`testing`), built on the shared pieces below them (`log`,
+//! `wake_fd`). Python drives them through the small surface registered here.
 
 pub mod log;
 pub mod reload;
 pub mod server;
+pub mod testing;
 pub mod wake_fd;
 
 use pyo3::prelude::*;
@@ -28,6 +29,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(log::set_log_level, m)?)?;
     m.add_function(wrap_pyfunction!(log::set_log_colors, m)?)?;
     m.add_function(wrap_pyfunction!(log::log_to_python, m)?)?;
+    m.add_function(wrap_pyfunction!(testing::calls::trace_calls, m)?)?;
+    m.add_function(wrap_pyfunction!(testing::calls::stop_tracing_calls, m)?)?;
+    m.add_function(wrap_pyfunction!(testing::calls::take_calls, m)?)?;
+    m.add_function(wrap_pyfunction!(testing::opens::on_open, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     // The paths of platforms without eventfd and inotify close-after-write (macOS), taken on
     // Linux too with the `portable` feature: `make test-portable` checks it runs such a build.

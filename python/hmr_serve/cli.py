@@ -72,6 +72,10 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "print the import map (JSON like `tach map`, or Graphviz)",
         "hmr_serve.graph.command:main",
     ),
+    "test": Subcommand(
+        "run pytest, then re-run only the tests a save affects",
+        "hmr_serve.testing.command:main",
+    ),
 }
 
 

@@ -73,6 +73,9 @@ class Plan:
     patches: list[tuple[types.FunctionType, types.CodeType]] = field(default_factory=list)
     caches: list[Any] = field(default_factory=list)  # wrappers whose cache_clear to call
     sources: list[tuple[str, bytes]] = field(default_factory=list)  # path -> bytes now running
+    # T (module docstring): the names whose calls run changed code, for front-ends that track
+    # what ran (the test mode).
+    names: frozenset[str] = frozenset()
 
     @property
     def functions(self) -> int:
@@ -349,6 +352,7 @@ def _plan(engine: Any, changed: list[str], called_at_start: frozenset[str]) -> P
                 path, source = _source_of(engine, module)
                 sources[member] = (source, path)
         names, import_time, read = _changed_names_in(qualnames, sources)
+        result.names = frozenset(names)
         used = names & (import_time | called_at_start)
         if used:
             raise _Fallback(f"{', '.join(sorted(used))} may run while a module imports")

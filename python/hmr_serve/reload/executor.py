@@ -76,6 +76,9 @@ class Outcome:
     threads: dict[str, list[threading.Thread]]
     # The top-level names whose values changed, per module that ran (reload/values.py).
     changes: dict[str, frozenset[str]] = field(default_factory=dict)
+    # Their values before (a name that did not exist is absent), for front-ends that compare
+    # what the new objects hold (the test mode).
+    before: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -158,6 +161,17 @@ class Transaction:
             delattr(parent, short)
 
     def reexecute(self, name: str) -> None:
+        # The import system runs a package before any of its submodules: a prerequisite
+        # submodule reached first (from an importer that starts earlier) would otherwise run
+        # while its package is still pending, and the package, pulled in by the submodule's
+        # own `from . import ...`, would import it back half run.
+        dot = name.find(".")
+        while dot > 0:
+            if name[:dot] in self.pending:
+                self.reexecute(name[:dot])
+            dot = name.find(".", dot + 1)
+        if name not in self.pending:
+            return  # it ran while its package did
         self.pending.discard(name)
         for first in self.prerequisites.get(name, ()):
             if first in self.pending:
@@ -188,7 +202,7 @@ class Transaction:
             source = _read_source(path, namespace)  # type: ignore[arg-type]
             # From the source bytes, never a cached .pyc: CPython trusts a .pyc whose mtime
             # (whole seconds) and size match, which two quick same-size saves defeat.
-            code = _compile(name, source, path, namespace)  # type: ignore[arg-type]
+            code = compile_module(name, source, path, namespace)  # type: ignore[arg-type]
         except BaseException as exc:
             raise ReloadFailed(name, path, exc) from exc
         snapshot = dict(namespace)
@@ -319,6 +333,12 @@ def _compile(name: str, source: bytes, path: str, namespace: dict[str, Any]) -> 
     return code
 
 
+#: How a re-executed module's source becomes the code it runs: (name, source bytes, path,
+#: namespace) -> code object. A front-end that compiles some modules its own way replaces it (the
+#: test mode rewrites the asserts of test modules as pytest does, and keeps the code objects).
+compile_module: Callable[[str, bytes, str, dict[str, Any]], Any] = _compile
+
+
 def _defined_here(value: Any, module: str) -> bool:
     if not callable(value):
         return False
@@ -384,5 +404,9 @@ def run(
     finally:
         tracker.before_import = None
     outcome = Outcome(len(transaction.snapshots), transaction.threads, transaction.changes)
+    for snapshot in transaction.snapshots:
+        old = snapshot.namespace
+        changed = transaction.changes.get(snapshot.module.__name__, ())
+        outcome.before[snapshot.module.__name__] = {n: old[n] for n in changed if n in old}
     transaction.commit()
     return outcome

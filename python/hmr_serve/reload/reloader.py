@@ -16,8 +16,9 @@ import sys
 import threading
 import time
 import traceback
+import types
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hmr_serve import integrations
@@ -54,6 +55,12 @@ class Report:
     held: int  # work the front-end held meanwhile (requests)
     unaffected: int  # importers that were candidates and did not need to re-run
     line: str  # the log line
+    # An edit of function bodies patched in place (reload/cutoff.py): each function's (old, new)
+    # code, and the cached functions whose caches were cleared, as (module, name).
+    patched: list[tuple[types.CodeType, types.CodeType]] = field(default_factory=list)
+    cleared: frozenset[tuple[str, str]] = frozenset()
+    # The values the changed names had before (reload/executor.Outcome.before).
+    before: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class FrontEnd:
@@ -266,9 +273,11 @@ class Reloader:
             + f"after changes to {files}"
         )
         executed = [name for name in plan.order if name in outcome.changes]
-        self.front.reloaded(
-            Report(files, executed, outcome.changes, elapsed, waited, held, plan.unaffected, line)
+        report = Report(
+            files, executed, outcome.changes, elapsed, waited, held, plan.unaffected, line
         )
+        report.before = outcome.before
+        self.front.reloaded(report)
         if outcome.threads:
             self._warn_threads(outcome.threads)
         await self._scan(batch, changed)
@@ -396,6 +405,7 @@ class Reloader:
         if patch is None:
             return False
         waited = await self.front.hold()
+        replaced = [(function.__code__, code) for function, code in patch.patches]
         try:
             cutoff.apply(self.engine, patch)
         except Exception as exc:  # undone already: the normal reload takes over
@@ -408,7 +418,13 @@ class Reloader:
         files = ", ".join(sorted(os.path.relpath(p) for p in batch))
         elapsed = (time.perf_counter() - started) * 1000 - waited
         line = cutoff.describe(patch, files, elapsed, held, self.front.held_noun)
-        self.front.reloaded(Report(files, [], {}, elapsed, waited, held, 0, line))
+        cleared = frozenset(
+            (getattr(cached, "__module__", ""), getattr(cached, "__name__", ""))
+            for cached in patch.caches
+        )
+        self.front.reloaded(
+            Report(files, [], {}, elapsed, waited, held, 0, line, replaced, cleared)
+        )
         await self._scan(batch, changed)  # lazy imports may have changed
         return True
 
