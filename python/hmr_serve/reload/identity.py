@@ -8,7 +8,9 @@ which would keep running the old code. So before a module is re-executed, every 
 object the statement just made and, when the previous execution made one under the same name
 with a compatible shape, updates that old object in place from the new one and returns the old
 one. From that statement on, the outer decorators, the rest of the module and every other module
-see one object, as in a fresh process, and it runs the new code.
+see one object, as in a fresh process, and it runs the new code. Decorated methods of those
+classes get the hook too, so a decorator that registers a method (a route in a class-based view)
+registers the function the kept class holds.
 
 When the shapes differ (other bases or metaclass, other `__slots__`, changed fields or annotations,
 changed enum members, a base with its own `__init_subclass__`), the new object is used as is:
