@@ -23,7 +23,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from hmr_serve import __version__, _core, integrations, state
 from hmr_serve.config import LOG_LEVELS as _LEVELS
@@ -32,6 +31,7 @@ from hmr_serve.logs import configure, logger
 from hmr_serve.reload.data_files import DataFiles
 from hmr_serve.reload.reloader import FrontEnd, Reloader, Report
 from hmr_serve.reload.tracker import ImportTracker
+from hmr_serve.reload.watch_thread import WatchThread
 
 _CLEAR = "\x1b[2J\x1b[3J\x1b[H"
 _INTERRUPTED = 130  # what a shell reports for a process ended by SIGINT
@@ -231,17 +231,12 @@ class ScriptRunner:
         reloader = Reloader(
             front, tracker.engine, tracker, loop, self.options.reload_timeout, data_files
         )
-        delivery = asyncio.new_event_loop()
-        threading.Thread(target=delivery.run_forever, name="hmr-serve-watch", daemon=True).start()
+        watcher = WatchThread()
         includes = ["*.py", *self.options.reload_includes]
-
-        def start_watching() -> None:
-            tracker.engine.watch(
-                roots, includes, self.options.reload_excludes, delivery, self.batches.deliver
-            )
-
         try:
-            _on_loop(delivery, start_watching)
+            watcher.watch(
+                tracker.engine, roots, includes, self.options.reload_excludes, self.batches.deliver
+            )
         except OSError as exc:
             logger.error("cannot watch for changes: %s", exc)
             return 1
@@ -257,8 +252,7 @@ class ScriptRunner:
                 if front.rerun:
                     self._run_entry(data_files, tracker)
         finally:
-            _on_loop(delivery, lambda: tracker.engine.stop())
-            delivery.call_soon_threadsafe(delivery.stop)
+            watcher.stop(tracker.engine)
             loop.close()
 
     def _wait_for_change(self) -> list[tuple[str, str]] | None:
@@ -315,26 +309,6 @@ def _exit_code(exc: SystemExit) -> int:
         return code
     sys.stderr.write(f"{code}\n")
     return 1
-
-
-def _on_loop(loop: asyncio.AbstractEventLoop, call: Callable[[], Any]) -> Any:
-    """Runs `call` on `loop`'s thread and returns its result (add_reader must run there)."""
-    done = threading.Event()
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["result"] = call()
-        except BaseException as exc:
-            box["error"] = exc
-        finally:
-            done.set()
-
-    loop.call_soon_threadsafe(run)
-    done.wait()
-    if "error" in box:
-        raise box["error"]
-    return box.get("result")
 
 
 def main(argv: list[str]) -> int:

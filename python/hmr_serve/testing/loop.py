@@ -4,17 +4,16 @@ print one line; until `q`, Ctrl-C, or a change that needs a fresh session."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from hmr_serve.reload.watch_thread import WatchThread
 from hmr_serve.testing import selection
 from hmr_serve.testing.collection import Universe, finish
 from hmr_serve.testing.events import Event, Events
@@ -48,7 +47,7 @@ class WatchLoop:
         self.plugins = PluginModules(self.config, session, plugin.recorder.first_party)
         self.last_selection: list[str] = []
         self._last_interrupt = 0.0
-        self._delivery: asyncio.AbstractEventLoop | None = None
+        self._watcher: WatchThread | None = None
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -295,26 +294,21 @@ class WatchLoop:
     # -- watching ------------------------------------------------------------------------------
 
     def _watch(self) -> None:
-        delivery = asyncio.new_event_loop()
-        threading.Thread(target=delivery.run_forever, name="hmr-serve-watch", daemon=True).start()
-        self._delivery = delivery
+        watcher = self._watcher = WatchThread()
         options = self.plugin.options
-        roots = list(self.plugin.tracker.roots)
         includes = ["*.py", *options.reload_includes]
-        _on_loop(
-            delivery,
-            lambda: self.engine.watch(
-                roots, includes, options.reload_excludes, delivery, self.events.deliver
-            ),
+        watcher.watch(
+            self.engine,
+            self.plugin.tracker.roots,
+            includes,
+            options.reload_excludes,
+            self.events.deliver,
         )
 
     def _stop_watching(self) -> None:
-        delivery = self._delivery
-        if delivery is None:
-            return
-        _on_loop(delivery, self.engine.stop)
-        delivery.call_soon_threadsafe(delivery.stop)
-        self._delivery = None
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.stop(self.engine)
 
     # -- ending --------------------------------------------------------------------------------
 
@@ -333,23 +327,3 @@ def _module_file(name: str) -> str | None:
     spec = getattr(sys.modules.get(name), "__spec__", None)
     origin = getattr(spec, "origin", None)
     return os.path.realpath(origin) if origin else None
-
-
-def _on_loop(loop: asyncio.AbstractEventLoop, call: Callable[[], Any]) -> Any:
-    """Runs `call` on `loop`'s thread and returns its result (add_reader must run there)."""
-    done = threading.Event()
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["result"] = call()
-        except BaseException as exc:
-            box["error"] = exc
-        finally:
-            done.set()
-
-    loop.call_soon_threadsafe(run)
-    done.wait()
-    if "error" in box:
-        raise box["error"]
-    return box.get("result")
