@@ -47,6 +47,34 @@ def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def spawn_in_pty(command: list[str], cwd: Path) -> tuple[subprocess.Popen, int]:
+    """Starts `command` with a new pty as its stdin, stdout, stderr and controlling terminal
+    (keys, colours, Ctrl-C as a terminal sends them); returns the process and the pty's master
+    end, which the caller reads and writes."""
+    import fcntl  # POSIX only: imported here so that the suite still loads elsewhere
+    import pty
+    import termios
+
+    master, slave = pty.openpty()
+
+    def controlling_tty() -> None:
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=server_env(),
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        preexec_fn=controlling_tty,
+        close_fds=True,
+    )
+    os.close(slave)
+    return proc, master
+
+
 def hmr_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "hmr_serve", *args]
 

@@ -3,20 +3,17 @@ controlling terminal, so Ctrl-C is a real SIGINT from the tty driver)."""
 
 from __future__ import annotations
 
-import fcntl
 import os
-import pty
 import re
 import subprocess
 import sys
-import termios
 import textwrap
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from conftest import server_env
+from conftest import server_env, spawn_in_pty
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs a pty")
 
@@ -25,24 +22,9 @@ class Terminal:
     """`hmr-serve run ARGS` with a pty as its stdin, stdout, stderr and controlling terminal."""
 
     def __init__(self, cwd: Path, *args: str) -> None:
-        master, slave = pty.openpty()
-        self.master = master
-
-        def controlling_tty() -> None:
-            os.setsid()
-            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hmr_serve", "run", *args],
-            cwd=cwd,
-            env=server_env(),
-            stdin=slave,
-            stdout=slave,
-            stderr=slave,
-            preexec_fn=controlling_tty,
-            close_fds=True,
+        self.proc, self.master = spawn_in_pty(
+            [sys.executable, "-m", "hmr_serve", "run", *args], cwd
         )
-        os.close(slave)
         self.text = ""
         self._cond = threading.Condition()
         threading.Thread(target=self._read, daemon=True).start()

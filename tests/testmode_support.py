@@ -7,19 +7,16 @@ watch session and in the fresh runs alike."""
 
 from __future__ import annotations
 
-import fcntl
 import os
-import pty
 import re
 import subprocess
 import sys
-import termios
 import textwrap
 import threading
 import time
 from pathlib import Path
 
-from conftest import server_env
+from conftest import server_env, spawn_in_pty
 
 RESULT = re.compile(r"^(\S+::\S+) (PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\b", re.MULTILINE)
 WAITING = "watching for changes"
@@ -65,24 +62,7 @@ class Session:
         command = [sys.executable, "-m", "hmr_serve.testing", *args]
         self.master: int | None = None
         if tty:
-            master, slave = pty.openpty()
-            self.master = master
-
-            def controlling_tty() -> None:
-                os.setsid()
-                fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-            self.proc = subprocess.Popen(
-                command,
-                cwd=project,
-                env=server_env(),
-                stdin=slave,
-                stdout=slave,
-                stderr=slave,
-                preexec_fn=controlling_tty,
-                close_fds=True,
-            )
-            os.close(slave)
+            self.proc, self.master = spawn_in_pty(command, project)
         else:
             self.proc = subprocess.Popen(
                 [*command, "--no-keys"],
