@@ -273,11 +273,19 @@ class Reloader:
             + f"after changes to {files}"
         )
         executed = [name for name in plan.order if name in outcome.changes]
-        report = Report(
-            files, executed, outcome.changes, elapsed, waited, held, plan.unaffected, line
+        self.front.reloaded(
+            Report(
+                files,
+                executed,
+                outcome.changes,
+                elapsed,
+                waited,
+                held,
+                plan.unaffected,
+                line,
+                before=outcome.before,
+            )
         )
-        report.before = outcome.before
-        self.front.reloaded(report)
         if outcome.threads:
             self._warn_threads(outcome.threads)
         await self._scan(batch, changed)
